@@ -1,0 +1,50 @@
+# meshfed.istio — developer and CI entry points.  `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+TOP := $(CURDIR)
+VENV := $(TOP)/.venv
+PY := $(VENV)/bin/python
+export ANSIBLE_CONFIG := $(TOP)/ansible.cfg
+export PATH := $(VENV)/bin:$(PATH)
+export SANDBOX_CLUSTERS ?= 2
+
+.PHONY: help venv test sanity units lint integration sandbox-build sandbox-up sandbox-down sandbox-status sandbox-istiod demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+venv: ## create .venv from the pinned requirements and link the collection for Ansible
+	@tools/bootstrap.sh
+
+test: venv ## the whole test suite: sanity, units, lint, integration (brings the sandbox up)
+	@tools/run-tests.sh
+
+sanity: venv ## ansible-test sanity (Python 3.11)
+	@tools/run-tests.sh sanity
+
+units: venv ## unit tests (pytest, no cluster)
+	@tools/run-tests.sh units
+
+lint: venv ## ansible-lint, production profile
+	@tools/run-tests.sh lint
+
+integration: venv ## integration tests against the sandbox clusters
+	@tools/run-tests.sh integration
+
+sandbox-build: ## build the sandbox binaries into the versioned cache (~/.cache/meshfed-sandbox)
+	@python3 -m tools.sandbox build
+
+sandbox-up: ## build what is missing, start $(SANDBOX_CLUSTERS) clusters; writes .sandbox/kubeconfig
+	@python3 -m tools.sandbox up --clusters $(SANDBOX_CLUSTERS)
+
+sandbox-down: ## stop every sandbox process
+	@python3 -m tools.sandbox down
+
+sandbox-status: ## what the sandbox runs
+	@python3 -m tools.sandbox status
+
+sandbox-istiod: ## run one real istiod (pilot-discovery) per sandbox cluster, out of cluster
+	@python3 -m tools.sandbox istiod
+
+clean: ## remove local build outputs (not the sandbox binary cache)
+	rm -rf .build tests/output

@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module util is PRIVATE to the meshfed.istio collection. It may change
+# without notice between releases.
+
+"""The collection's exception hierarchy: module_utils raise, modules fail."""
+
+from __future__ import annotations
+
+
+class MeshError(Exception):
+    """Base of every error the collection raises on purpose.
+
+    ``field`` names the module option or inventory field at fault, when there is
+    one, so that the module can say which input to fix.  ``result`` carries
+    whatever partial result the caller should still return.
+    """
+
+    def __init__(self, msg, field=None, result=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.field = field
+        self.result = result or {}
+
+    def __str__(self):
+        return self.msg
+
+
+class CAError(MeshError):
+    """Bad CA input or material that cannot be used."""
+
+
+class ClusterError(MeshError):
+    """A Kubernetes API call failed or returned something unusable."""

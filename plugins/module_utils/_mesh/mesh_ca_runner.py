@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module util is PRIVATE to the meshfed.istio collection. It may change
+# without notice between releases.
+
+"""Orchestration of meshfed.istio.mesh_ca: read, reconcile, write, report."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca, files
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import CAError, MeshError
+
+PARAM_NAMES = tuple(ca.Params.FIELDS)
+
+
+def read_existing(base, cluster_names, root_cert_path=None, root_key_path=None, root_key_passphrase=None):
+    if root_key_path and not root_cert_path:
+        raise CAError("root_key_path needs root_cert_path", field="root_cert_path")
+    if root_cert_path:
+        root_cert = files.read_optional(root_cert_path, "root_cert_path")
+        if root_cert is None:
+            raise CAError("root_cert_path: %s does not exist" % root_cert_path, field="root_cert_path")
+        root_key = None
+        if root_key_path:
+            root_key = files.read_optional(root_key_path, "root_key_path")
+            if root_key is None:
+                raise CAError("root_key_path: %s does not exist" % root_key_path, field="root_key_path")
+        provided = True
+    else:
+        root_cert = files.read_optional(os.path.join(base, "root-cert.pem"))
+        root_key = files.read_optional(os.path.join(base, "root-key.pem"))
+        provided = False
+    clusters = {}
+    for name in cluster_names:
+        clusters[name] = dict((f, files.read_optional(os.path.join(base, name, f))) for f in ca.CLUSTER_FILES)
+    return ca.Existing(root_cert=root_cert, root_key=root_key, clusters=clusters, root_provided=provided,
+                       root_key_passphrase=root_key_passphrase)
+
+
+def run(params, check_mode, want_diff, now=None):
+    """Do the whole job; returns (result dict, warnings).  Raises MeshError."""
+    base = params["dir"]
+    names = ca.validate_cluster_names(params.get("clusters") or [])
+    ca_params = ca.Params(**dict((k, params.get(k)) for k in PARAM_NAMES))
+    files.check_dir(base)
+    existing = read_existing(base, names, params.get("root_cert_path"), params.get("root_key_path"),
+                             params.get("root_key_passphrase"))
+    plan = ca.reconcile(existing, names, ca_params, now or datetime.datetime.now(datetime.timezone.utc))
+    wanted = plan["files"]
+    todo = files.plan(base, wanted, ca.file_mode)
+    diff = _diff(base, wanted, todo) if want_diff and todo else None
+    if todo and not check_mode:
+        try:
+            files.apply(base, wanted, todo, ca.file_mode)
+        except OSError as e:
+            raise MeshError("dir: writing %s failed: %s" % (base, e), field="dir")
+
+    root_provided = existing.root_provided
+    result = {
+        "changed": bool(todo),
+        "dir": base,
+        "changed_files": [os.path.join(base, rel) for rel, dummy in todo],
+        "root": dict(plan["root"]["summary"], action=plan["root"]["action"],
+                     cert_path=os.path.join(base, "root-cert.pem"),
+                     key_path=(params.get("root_key_path") if root_provided
+                               else os.path.join(base, "root-key.pem") if "root-key.pem" in wanted else None),
+                     source_cert_path=params.get("root_cert_path") if root_provided else None),
+        "clusters": {},
+    }
+    for name, info in plan["clusters"].items():
+        d = os.path.join(base, name)
+        entry = dict(info["summary"] or {}, action=info["action"], reasons=info["reasons"], dir=d,
+                     ca_cert_path=os.path.join(d, "ca-cert.pem"), ca_key_path=os.path.join(d, "ca-key.pem"),
+                     root_cert_path=os.path.join(d, "root-cert.pem"), cert_chain_path=os.path.join(d, "cert-chain.pem"))
+        result["clusters"][name] = entry
+    if diff is not None:
+        result["diff"] = diff
+    return result, plan["warnings"]
+
+
+def _diff(base, wanted, todo):
+    """before/after of every file to write: certificate summaries, key sizes, modes; never key material."""
+    before, after = {}, {}
+    for rel, what in todo:
+        path = os.path.join(base, rel)
+        if what == "mode":
+            before[rel] = "mode %04o" % files.current_mode(path)
+            after[rel] = "mode %04o" % ca.file_mode(rel)
+        else:
+            before[rel] = ca.describe(rel, files.read_optional(path))
+            after[rel] = ca.describe(rel, wanted[rel])
+    return {"before": before, "after": after, "before_header": base, "after_header": base}

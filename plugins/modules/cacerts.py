@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: cacerts
+short_description: Put one cluster's CA material into the Secret istiod reads (istio-system/cacerts)
+version_added: 0.1.0
+description:
+  - Reads the four files of one cluster made by M(meshfed.istio.mesh_ca) (C(ca-cert.pem), C(ca-key.pem),
+    C(root-cert.pem), C(cert-chain.pem)), checks that they form one coherent chain, and writes them into
+    the Secret C(cacerts) of namespace C(istio-system), creating the namespace when needed.
+  - The Secret must exist before istiod starts; istiod reads it at start-up. RV(restart_required) tells
+    whether a running istiod must be restarted to use new material.
+  - Reports changed only when the Secret's content differs. Key material never appears in a result or a diff.
+author:
+  - meshfed.istio contributors (@meshfed)
+extends_documentation_fragment:
+  - meshfed.istio.k8s_auth
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Reads the cluster and reports what would change; writes nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: Shows certificate summaries per key; the key only as its size.
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+options:
+  src:
+    description:
+      - Directory holding the four files, usually C(<mesh_ca dir>/<cluster>). Required with O(state=present).
+    type: path
+  namespace:
+    description: Namespace of the Secret (istiod's namespace).
+    type: str
+    default: istio-system
+  name:
+    description: Name of the Secret.
+    type: str
+    default: cacerts
+  state:
+    description: Whether the Secret should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+seealso:
+  - module: meshfed.istio.mesh_ca
+"""
+
+EXAMPLES = r"""
+- name: Plug the mesh CA into cluster1
+  meshfed.istio.cacerts:
+    src: "{{ playbook_dir }}/ca/cluster1"
+    kubeconfig: ~/.kube/config
+    context: cluster1
+  register: cacerts
+
+- name: Restart istiod when its CA material changed (a rollout, as kubectl rollout restart does)
+  kubernetes.core.k8s:
+    kubeconfig: ~/.kube/config
+    context: cluster1
+    kind: Deployment
+    name: istiod
+    namespace: istio-system
+    state: patched
+    definition:
+      spec:
+        template:
+          metadata:
+            annotations:
+              kubectl.kubernetes.io/restartedAt: "{{ now(utc=true).isoformat() }}"
+  when: cacerts.restart_required
+"""
+
+RETURN = r"""
+secret:
+  description: The Secret and a summary of what it holds.
+  returned: always
+  type: dict
+  contains:
+    namespace:
+      description: Namespace.
+      type: str
+      sample: istio-system
+    name:
+      description: Name.
+      type: str
+      sample: cacerts
+    keys:
+      description: Data keys.
+      type: list
+      elements: str
+      sample: [ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem]
+    ca_cert:
+      description: Summary of the intermediate (subject, serial, not_after, fingerprint_sha256, ...).
+      type: dict
+    root_cert:
+      description: Summary of the root.
+      type: dict
+changed_keys:
+  description: Data keys whose content differs (or would differ).
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: [ca-cert.pem, ca-key.pem, cert-chain.pem]
+namespace_created:
+  description: Whether the namespace was (or would be) created.
+  returned: always
+  type: bool
+restart_required:
+  description:
+    - Whether istiod must be restarted to use the new material, that is the content changed and either the
+      Secret existed before or an istiod Deployment (label C(app=istiod)) exists in the namespace.
+  returned: always
+  type: bool
+istiod_deployments:
+  description: istiod Deployments found in the namespace.
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: [istiod]
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca, cacerts, kube
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+
+
+def argument_spec():
+    spec = kube.auth_argument_spec()
+    spec.update(
+        src=dict(type="path"),
+        namespace=dict(type="str", default="istio-system"),
+        name=dict(type="str", default="cacerts"),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[("state", "present", ("src",))])
+    for ok, lib, err in ((kube.HAS_KUBERNETES, "kubernetes", kube.KUBERNETES_IMPORT_ERROR),
+                         (ca.HAS_CRYPTOGRAPHY, "cryptography", ca.CRYPTOGRAPHY_IMPORT_ERROR)):
+        if not ok:
+            module.fail_json(msg=missing_required_lib(lib), exception=err)
+    try:
+        result = cacerts.run(kube.api_client(module.params), module.params, module.check_mode, module._diff)
+    except MeshError as e:
+        module.fail_json(msg=str(e), field=e.field, **e.result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

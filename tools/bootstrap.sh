@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Create the project's Python environment (.venv) from the pinned requirements and
+# make this checkout visible to Ansible as the collection meshfed.istio.
+# Idempotent: a second run only re-checks.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+PY=${PYTHON:-python3}
+venv=$top/.venv
+stamp=$venv/.requirements.sha256
+want=$(cat requirements-dev.txt requirements-lock.txt | sha256sum | cut -d' ' -f1)
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[venv] creating $venv with $($PY --version)"
+  "$PY" -m venv "$venv"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[venv] installing pinned requirements (requirements-dev.txt, constrained by requirements-lock.txt)"
+  "$venv/bin/python" -m pip install --quiet --upgrade "pip==24.2"
+  "$venv/bin/python" -m pip install --quiet -r requirements-dev.txt -c requirements-lock.txt
+  echo "$want" > "$stamp"
+fi
+
+# The collection: Ansible finds it through ansible.cfg's collections_path.
+mkdir -p .build/collections/ansible_collections/meshfed
+ln -sfn "$top" .build/collections/ansible_collections/meshfed/istio
+
+# ansible-test bootstraps pip in each of its virtual environments with a
+# get-pip script it downloads from a host that is not reachable from every
+# machine.  A stand-in at the cache path it checks first does the same job
+# with the interpreter's bundled pip (ensurepip) and the machine's own index.
+for v in $("$venv/bin/python" - <<'PY'
+import re, pathlib, ansible_test
+src = (pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py").read_text()
+print(" ".join(sorted(set(re.findall(r"pip='([\d.]+)'", src)))) or "24.2")
+PY
+); do
+  shim=$HOME/.ansible/test/cache/get_pip_${v//./_}.py
+  mkdir -p "$(dirname "$shim")"
+  cp tools/get_pip_shim.py "$shim"
+done
+echo "[venv] ready: $venv ($("$venv/bin/ansible" --version | head -1))"

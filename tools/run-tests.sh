@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# The project's test command (`make test`): sanity, units, lint, integration, in
+# that order, stopping at the first failure.  `tools/run-tests.sh units lint` runs
+# a subset.  Expects `make venv` to have run (the Makefile does it).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+export PATH=$top/.venv/bin:$PATH
+export ANSIBLE_CONFIG=$top/ansible.cfg
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(sanity units lint integration)
+
+banner() { printf '\n=== %s ===\n' "$*"; }
+
+# ansible-test wants the collection at .../ansible_collections/meshfed/istio.
+# Copy what git tracks or would track (not ignored) into such a tree.
+collection_copy() {
+  local dest=$top/.build/test/ansible_collections/meshfed/istio
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  git ls-files -z --cached --others --exclude-standard \
+    | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+    | xargs -0 cp -P --parents -t "$dest"
+  # its own git work tree, so that ansible-test lists these files and not the
+  # checkout's (where .build/ is ignored)
+  git -C "$dest" init -q
+  echo "$dest"
+}
+
+run_sanity() {
+  banner "ansible-test sanity (Python 3.11)"
+  local dest; dest=$(collection_copy)
+  (cd "$dest" && ansible-test sanity --python 3.11 --color no --venv "$@")
+}
+
+run_units() {
+  banner "unit tests (pytest)"
+  python -m pytest tests/unit -q
+}
+
+run_lint() {
+  banner "ansible-lint (production profile)"
+  ansible-lint --version | head -1
+  ansible-lint
+}
+
+run_integration() {
+  banner "integration: sandbox clusters (up, or reuse the running ones)"
+  python3 -m tools.sandbox up --clusters "${SANDBOX_CLUSTERS:-2}"
+  banner "integration: ansible-test targets (controller + sandbox)"
+  local dest; dest=$(collection_copy)
+  # Variables every target gets (ansible-test reads this file).
+  printf 'sandbox_kubeconfig: %s\n' "$top/.sandbox/kubeconfig" > "$dest/tests/integration/integration_config.yml"
+  (cd "$dest" && ansible-test integration --color no --local --python 3.11)
+  banner "integration: pytest against the sandbox"
+  python -m pytest tests/integration -q -p no:cacheprovider
+}
+
+for s in "${stages[@]}"; do
+  "run_$s"
+done
+banner "all requested stages passed: ${stages[*]}"

@@ -1,0 +1,225 @@
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Build the sandbox binaries from upstream Go modules into a versioned cache.
+
+Every component is built into a temporary directory beside its final place and
+renamed into place only when the whole component built, so an interrupted or
+failed build never leaves a half-built component in the cache.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import versions
+
+# Free space the cold build needs: module cache (~2 GiB), build cache
+# (~4 GiB) and binaries (~0.7 GiB), with room to spare.
+MIN_FREE_BYTES = 8 * 1024**3
+
+
+class BuildError(Exception):
+    """A build step failed; the message names the cause."""
+
+
+def cache_root() -> str:
+    base = os.environ.get("MESHFED_SANDBOX_CACHE")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "meshfed-sandbox")
+    return os.path.join(base, versions.cache_key())
+
+
+def bin_dir() -> str:
+    return os.path.join(cache_root(), "bin")
+
+
+# component -> binaries it provides (all must exist for the component to count as built)
+COMPONENTS = {
+    "kwok": ("kwok", "kwokctl"),
+    "kubernetes": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+    "etcd": ("etcd",),
+    "istio": ("istioctl", "pilot-discovery"),
+}
+
+
+def log(msg: str) -> None:
+    print("[sandbox-build] %s" % msg, flush=True)
+
+
+def _go_env() -> dict:
+    env = dict(os.environ)
+    env.update({"CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false"})
+    return env
+
+
+def _run(argv, cwd=None, env=None, progress_label=None) -> None:
+    """Run a command; stream `go build -v` package lines as a progress counter."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env or _go_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    tail = []
+    count = 0
+    start = time.monotonic()
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail.append(line.rstrip())
+        tail = tail[-40:]
+        if progress_label and not line.startswith(("go: ", "#")):
+            count += 1
+            if count % 100 == 0:
+                log("  %s: %d packages compiled (%.0fs)" % (progress_label, count, time.monotonic() - start))
+    rc = proc.wait()
+    if rc != 0:
+        raise BuildError("command failed (exit %d): %s\n%s" % (rc, " ".join(argv), "\n".join(tail)))
+
+
+def preflight() -> None:
+    go = shutil.which("go")
+    if not go:
+        raise BuildError("no Go toolchain: 'go' is not on PATH (Go >= %s is needed)" % ".".join(map(str, versions.GO_MIN)))
+    out = subprocess.run([go, "env", "GOVERSION", "GOCACHE", "GOMODCACHE", "GOPROXY"],
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    m = re.match(r"go(\d+)\.(\d+)(?:\.(\d+))?", out[0])
+    have = tuple(int(x or 0) for x in m.groups()) if m else (0, 0, 0)
+    if have < versions.GO_MIN:
+        raise BuildError("Go %s is too old: the pinned modules need Go >= %s" % (out[0], ".".join(map(str, versions.GO_MIN))))
+    for path in (out[1], out[2], os.path.dirname(cache_root())):
+        probe = path
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        free = shutil.disk_usage(probe).free
+        if free < MIN_FREE_BYTES:
+            raise BuildError("too little disk: %s has %.1f GiB free, the build needs %.0f GiB"
+                             % (probe, free / 1024**3, MIN_FREE_BYTES / 1024**3))
+    probe = subprocess.run([go, "list", "-m", "-json", "k8s.io/kubernetes@v%s" % versions.KUBERNETES],
+                           capture_output=True, text=True, env=_go_env(), timeout=180,
+                           cwd=tempfile.gettempdir(), check=False)
+    if probe.returncode != 0:
+        raise BuildError("cannot reach the Go module proxy (GOPROXY=%s): %s" % (out[3], probe.stderr.strip()[-400:]))
+
+
+def _wrapper(workdir: str, name: str, gomod_extra: str = "") -> None:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "go.mod"), "w") as f:
+        f.write("module local/meshfed-sandbox-%s\n\ngo %s\n%s" % (name, ".".join(map(str, versions.GO_MIN)), gomod_extra))
+
+
+def _kube_staging_replaces() -> str:
+    """replace lines mapping every k8s.io staging module (v0.0.0) to its published tag."""
+    res = subprocess.run(["go", "mod", "download", "-json", "k8s.io/kubernetes@v%s" % versions.KUBERNETES],
+                         capture_output=True, text=True, env=_go_env(), check=True, cwd=tempfile.gettempdir())
+    gomod = re.search(r'"GoMod":\s*"([^"]+)"', res.stdout).group(1)
+    staging = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.\-/]+) v0\.0\.0\s*$", open(gomod).read(), re.M)))
+    if not staging:
+        raise BuildError("no staging modules found in %s" % gomod)
+    minor_patch = versions.KUBERNETES.split(".", 1)[1]
+    return "replace (\n%s)\n" % "".join("\t%s => %s v0.%s\n" % (m, m, minor_patch) for m in staging)
+
+
+def build_kwok(out: str, work: str) -> None:
+    v = versions.KWOK
+    ldf = "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v%s -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=v%s" % (v, versions.KUBERNETES)
+    env = _go_env()
+    env["GOBIN"] = out
+    _run(["go", "install", "-v", "-trimpath", "-ldflags", ldf,
+          "sigs.k8s.io/kwok/cmd/kwok@v" + v, "sigs.k8s.io/kwok/cmd/kwokctl@v" + v],
+         cwd=work, env=env, progress_label="kwok")
+
+
+def build_kubernetes(out: str, work: str) -> None:
+    v = versions.KUBERNETES
+    _wrapper(work, "k8s", _kube_staging_replaces())
+    cmds = ["k8s.io/kubernetes/cmd/%s" % c for c in COMPONENTS["kubernetes"]]
+    _run(["go", "get"] + ["%s@v%s" % (c, v) for c in cmds], cwd=work)
+    major, minor = v.split(".")[:2]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ldf = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        ldf += ["-X", "%s.gitVersion=v%s" % (pkg, v), "-X", "%s.gitMajor=%s" % (pkg, major),
+                "-X", "%s.gitMinor=%s" % (pkg, minor), "-X", "%s.gitTreeState=clean" % pkg,
+                "-X", "%s.buildDate=%s" % (pkg, date)]
+    _run(["go", "build", "-v", "-trimpath", "-ldflags", " ".join(ldf), "-o", out + "/"] + cmds,
+         cwd=work, progress_label="kubernetes")
+
+
+def build_etcd(out: str, work: str) -> None:
+    _wrapper(work, "etcd")
+    pkg = "go.etcd.io/etcd/server/v3"
+    _run(["go", "get", "%s@v%s" % (pkg, versions.ETCD)], cwd=work)
+    _run(["go", "build", "-v", "-trimpath", "-ldflags", "-s -w", "-o", os.path.join(out, "etcd"), pkg],
+         cwd=work, progress_label="etcd")
+
+
+def build_istio(out: str, work: str) -> None:
+    mv = versions.ISTIO_MODULE_VERSION
+    ldf = ["-s", "-w"]
+    for k, val in (("buildVersion", versions.ISTIO_VERSION), ("buildTag", versions.ISTIO_VERSION),
+                   ("buildGitRevision", versions.ISTIO_COMMIT), ("buildHub", "docker.io/istio"),
+                   ("buildStatus", "Clean")):
+        ldf += ["-X", "istio.io/istio/pkg/version.%s=%s" % (k, val)]
+    env = _go_env()
+    env["GOBIN"] = out
+    _run(["go", "install", "-v", "-trimpath", "-tags", "vtprotobuf,disable_pgv", "-ldflags", " ".join(ldf),
+          "istio.io/istio/istioctl/cmd/istioctl@" + mv, "istio.io/istio/pilot/cmd/pilot-discovery@" + mv],
+         cwd=work, env=env, progress_label="istio")
+
+
+BUILDERS = {"kwok": build_kwok, "kubernetes": build_kubernetes, "etcd": build_etcd, "istio": build_istio}
+
+
+def missing_components() -> list:
+    bd = bin_dir()
+    return [c for c, bins in COMPONENTS.items()
+            if not all(os.access(os.path.join(bd, b), os.X_OK) for b in bins)]
+
+
+def build(components=None) -> float:
+    """Build what is missing; return the seconds spent (0 when nothing was built)."""
+    root = cache_root()
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, ".lock"), "w") as lockf:
+        fcntl.flock(lockf, fcntl.LOCK_EX)
+        todo = [c for c in (components or missing_components()) if c in missing_components()]
+        if not todo:
+            return 0.0
+        log("cache %s; to build: %s" % (root, ", ".join(todo)))
+        preflight()
+        started = time.monotonic()
+        os.makedirs(bin_dir(), exist_ok=True)
+        for comp in todo:
+            t0 = time.monotonic()
+            log("building %s ..." % comp)
+            tmp = tempfile.mkdtemp(prefix=".tmp-%s-" % comp, dir=root)
+            try:
+                out = os.path.join(tmp, "bin")
+                os.makedirs(out)
+                os.makedirs(os.path.join(tmp, "work"))
+                BUILDERS[comp](out, os.path.join(tmp, "work"))
+                for b in COMPONENTS[comp]:
+                    if not os.access(os.path.join(out, b), os.X_OK):
+                        raise BuildError("%s: the build produced no %s binary" % (comp, b))
+                for b in COMPONENTS[comp]:
+                    os.replace(os.path.join(out, b), os.path.join(bin_dir(), b))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            log("built %s in %.0fs" % (comp, time.monotonic() - t0))
+        total = time.monotonic() - started
+        log("cold build finished in %.0fs (%.1f min)" % (total, total / 60))
+        return total
+
+
+def main(argv=None) -> int:
+    try:
+        build(argv or None)
+    except BuildError as e:
+        print("sandbox build failed: %s" % e, file=sys.stderr)
+        return 1
+    return 0
