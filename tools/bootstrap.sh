@@ -42,4 +42,13 @@ PY
   mkdir -p "$(dirname "$shim")"
   cp tools/get_pip_shim.py "$shim"
 done
+# ansible-test sanity runs shellcheck on our scripts when it is installed.
+if ! command -v shellcheck >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[venv] installing shellcheck (Debian package) for ansible-test sanity"
+    apt-get install -y -q shellcheck >/dev/null 2>&1 || echo "[venv] note: shellcheck could not be installed; sanity skips that test"
+  else
+    echo "[venv] note: shellcheck is not installed; ansible-test sanity skips that test"
+  fi
+fi
 echo "[venv] ready: $venv ($("$venv/bin/ansible" --version | head -1))"

@@ -30,16 +30,27 @@ class BuildError(Exception):
     """A build step failed; the message names the cause."""
 
 
-def cache_root() -> str:
+def cache_base() -> str:
     base = os.environ.get("MESHFED_SANDBOX_CACHE")
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         base = os.path.join(xdg, "meshfed-sandbox")
-    return os.path.join(base, versions.cache_key())
+    return base
+
+
+def cache_root() -> str:
+    """The directory of this set of pinned versions (its bin/ links to the components)."""
+    return os.path.join(cache_base(), versions.cache_key())
 
 
 def bin_dir() -> str:
     return os.path.join(cache_root(), "bin")
+
+
+def component_dir(component: str) -> str:
+    """Where one component's binaries live, keyed by that component's version only,
+    so that a change of one pinned version rebuilds that component alone."""
+    return os.path.join(cache_base(), "components", versions.component_key(component))
 
 
 # component -> binaries it provides (all must exist for the component to count as built)
@@ -160,44 +171,68 @@ def build_etcd(out: str, work: str) -> None:
 
 def build_istio(out: str, work: str) -> None:
     mv = versions.ISTIO_MODULE_VERSION
+    reps = "".join("replace %s %s => %s %s\n" % (m, old, m, new) for m, old, new in versions.ISTIO_REPLACES)
+    _wrapper(work, "istio", "\nrequire istio.io/istio %s\n\n%s" % (mv, reps))
     ldf = ["-s", "-w"]
     for k, val in (("buildVersion", versions.ISTIO_VERSION), ("buildTag", versions.ISTIO_VERSION),
                    ("buildGitRevision", versions.ISTIO_COMMIT), ("buildHub", "docker.io/istio"),
                    ("buildStatus", "Clean")):
         ldf += ["-X", "istio.io/istio/pkg/version.%s=%s" % (k, val)]
     env = _go_env()
-    env["GOBIN"] = out
-    _run(["go", "install", "-v", "-trimpath", "-tags", "vtprotobuf,disable_pgv", "-ldflags", " ".join(ldf),
-          "istio.io/istio/istioctl/cmd/istioctl@" + mv, "istio.io/istio/pilot/cmd/pilot-discovery@" + mv],
+    env["GOFLAGS"] = "-buildvcs=false -mod=mod"
+    _run(["go", "build", "-v", "-trimpath", "-tags", "vtprotobuf,disable_pgv", "-ldflags", " ".join(ldf),
+          "-o", out + "/", "istio.io/istio/istioctl/cmd/istioctl", "istio.io/istio/pilot/cmd/pilot-discovery"],
          cwd=work, env=env, progress_label="istio")
 
 
 BUILDERS = {"kwok": build_kwok, "kubernetes": build_kubernetes, "etcd": build_etcd, "istio": build_istio}
 
 
+def _component_complete(comp: str) -> bool:
+    d = component_dir(comp)
+    return all(os.access(os.path.join(d, b), os.X_OK) for b in COMPONENTS[comp])
+
+
 def missing_components() -> list:
+    return [c for c in COMPONENTS if not _component_complete(c)]
+
+
+def link_bin_dir() -> None:
+    """bin/ of this version set: one symlink per binary into its component's directory."""
     bd = bin_dir()
-    return [c for c, bins in COMPONENTS.items()
-            if not all(os.access(os.path.join(bd, b), os.X_OK) for b in bins)]
+    os.makedirs(bd, exist_ok=True)
+    for comp, bins in COMPONENTS.items():
+        for b in bins:
+            target = os.path.join(component_dir(comp), b)
+            link = os.path.join(bd, b)
+            if os.path.islink(link) and os.readlink(link) == target:
+                continue
+            tmp = link + ".tmp"
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(target, tmp)
+            os.replace(tmp, link)
 
 
 def build(components=None) -> float:
     """Build what is missing; return the seconds spent (0 when nothing was built)."""
-    root = cache_root()
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, ".lock"), "w") as lockf:
+    base = cache_base()
+    os.makedirs(os.path.join(base, "components"), exist_ok=True)
+    with open(os.path.join(base, ".lock"), "w", encoding="utf-8") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
-        todo = [c for c in (components or missing_components()) if c in missing_components()]
+        todo = [c for c in (components or list(COMPONENTS)) if c in missing_components()]
         if not todo:
+            link_bin_dir()
             return 0.0
-        log("cache %s; to build: %s" % (root, ", ".join(todo)))
+        log("cache %s; to build: %s" % (base, ", ".join(todo)))
         preflight()
         started = time.monotonic()
-        os.makedirs(bin_dir(), exist_ok=True)
         for comp in todo:
             t0 = time.monotonic()
-            log("building %s ..." % comp)
-            tmp = tempfile.mkdtemp(prefix=".tmp-%s-" % comp, dir=root)
+            log("building %s (%s) ..." % (comp, versions.component_key(comp)))
+            # build into a temporary directory beside the final one, then rename:
+            # an interrupted build leaves no half-built component behind
+            tmp = tempfile.mkdtemp(prefix=".tmp-%s-" % comp, dir=os.path.join(base, "components"))
             try:
                 out = os.path.join(tmp, "bin")
                 os.makedirs(out)
@@ -206,13 +241,16 @@ def build(components=None) -> float:
                 for b in COMPONENTS[comp]:
                     if not os.access(os.path.join(out, b), os.X_OK):
                         raise BuildError("%s: the build produced no %s binary" % (comp, b))
-                for b in COMPONENTS[comp]:
-                    os.replace(os.path.join(out, b), os.path.join(bin_dir(), b))
+                final = component_dir(comp)
+                if os.path.exists(final):
+                    shutil.rmtree(final)
+                os.rename(out, final)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             log("built %s in %.0fs" % (comp, time.monotonic() - t0))
+        link_bin_dir()
         total = time.monotonic() - started
-        log("cold build finished in %.0fs (%.1f min)" % (total, total / 60))
+        log("build finished in %.0fs (%.1f min)" % (total, total / 60))
         return total
 
 
