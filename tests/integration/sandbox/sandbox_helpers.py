@@ -1,0 +1,59 @@
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Small helpers shared by the sandbox integration tests."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+
+def wait_for(fn, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
+    """Call fn until it returns something truthy; return that value or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            value = fn()
+            if value:
+                return value
+        except ApiException as e:  # e.g. 404 until the object exists
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0fs waiting for %s%s"
+                         % (timeout, what, "" if last_exc is None else " (last error: %s)" % last_exc))
+
+
+def unique(prefix: str = "sbtest") -> str:
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+
+
+def token_client(server: str, ca_b64: str, token: str) -> client.ApiClient:
+    """An API client built like an Istio remote secret: server URL, CA data and a bearer token."""
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "remote", "cluster": {"server": server, "certificate-authority-data": ca_b64}}],
+        "users": [{"name": "remote-reader", "user": {"token": token}}],
+        "contexts": [{"name": "remote", "context": {"cluster": "remote", "user": "remote-reader"}}],
+        "current-context": "remote",
+    }
+    return config.new_client_from_config_dict(kubeconfig, context="remote")
+
+
+def b64decode(s: str) -> bytes:
+    return base64.b64decode(s)
+
+
+def filled_token_secret(core: client.CoreV1Api, name: str, namespace: str):
+    """The Secret once the token controller has filled in `token` and `ca.crt`, else None."""
+    secret = core.read_namespaced_secret(name, namespace)
+    return secret if secret.data and secret.data.get("token") and secret.data.get("ca.crt") else None
+
+
+def condition_true(obj, ctype: str) -> bool:
+    return any(c.type == ctype and c.status == "True" for c in (obj.status.conditions or []))

@@ -1,0 +1,160 @@
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Command line of the sandbox: build, up, down, status, istiod."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+from . import build, cluster, common, istiod
+from .common import SandboxError, log
+
+
+def cmd_build(args) -> int:
+    return build.main(args.components or None)
+
+
+def cmd_up(args) -> int:
+    cluster.up(args.clusters)
+    if args.istiod:
+        istiod.start()
+    return 0
+
+
+def cmd_istiod(args) -> int:
+    if args.stop:
+        istiod.stop(args.cluster or None)
+    else:
+        istiod.start(args.cluster or None, restart=args.restart)
+    return 0
+
+
+def down() -> None:
+    t0 = time.monotonic()
+    with common.sandbox_lock():
+        before = common.sandbox_processes()
+        ports = sorted({port for pid, _name in before for _addr, port in common.listening_ports(pid)})
+        istiod.stop_all()
+        for name in cluster.existing_clusters():
+            c = cluster.Cluster(name)
+            if c.state() != "absent" or os.path.isdir(c.workdir):
+                log("%s: stopping and deleting (kwokctl delete cluster)" % name)
+                c.delete()
+        # safety net: any process of ours still alive (e.g. from a crashed kwokctl)
+        left = common.sandbox_processes()
+        if left:
+            log("stopping leftover sandbox processes: %s" % ", ".join("%d (%s)" % pe for pe in left))
+            common.terminate([pid for pid, _name in left], "leftover sandbox process")
+        for path in (common.kubeconfig_path(), os.path.join(common.kwok_workdir(), "kwokctl-contexts.yaml")):
+            if os.path.exists(path):
+                os.unlink(path)
+        shutil.rmtree(os.path.join(common.sandbox_dir(), "istiod"), ignore_errors=True)
+        st = common.load_state()
+        st["clusters"], st["istiods"] = {}, {}
+        common.save_state(st)
+        still = common.sandbox_processes()
+        busy = [p for p in ports if common.port_listening(p)]
+        if still or busy:
+            raise SandboxError("down left processes %s and listening ports %s behind" % (still, busy))
+        log("down: stopped %d process(es) in %.1fs; no sandbox process left, ports %s closed"
+            % (len(before), time.monotonic() - t0, ",".join(map(str, ports)) or "-"))
+    print("SANDBOX_CHANGED=%s" % ("true" if before else "false"), flush=True)
+
+
+def cmd_down(args) -> int:
+    down()
+    return 0
+
+
+def status_data() -> dict:
+    clusters = {}
+    for name in cluster.existing_clusters():
+        c = cluster.Cluster(name)
+        info = c.info()
+        info["api_ready"] = info["state"] == "running" and c.api_ready()
+        info["listening"] = {comp: ["%s:%d" % ap for ap in common.listening_ports(pid)]
+                             for comp, pid in info["pids"].items() if pid}
+        clusters[name] = info
+    istiods = {}
+    for name in istiod.known():
+        i = istiod.Istiod(name)
+        info = i.info()
+        info["ready"] = bool(info["pid"]) and i.ready()
+        istiods[name] = info
+    procs = common.sandbox_processes()
+    return {"sandbox_dir": common.sandbox_dir(), "kubeconfig": common.kubeconfig_path()
+            if os.path.exists(common.kubeconfig_path()) else None,
+            "bin_dir": build.bin_dir(), "clusters": clusters, "istiods": istiods,
+            "processes": [{"pid": p, "name": n, "rss_kib": common.proc_rss_kib(p)} for p, n in procs]}
+
+
+def cmd_status(args) -> int:
+    data = status_data()
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    print("sandbox dir: %s" % data["sandbox_dir"])
+    print("kubeconfig:  %s" % (data["kubeconfig"] or "(none: no cluster running)"))
+    print("binaries:    %s%s" % (data["bin_dir"], "" if not build.missing_components()
+                                 else "  (missing: %s)" % ", ".join(build.missing_components())))
+    if not data["clusters"]:
+        print("clusters:    none")
+    for name, c in data["clusters"].items():
+        print("%s: %s%s  %s" % (name, c["state"], " (API ready)" if c["api_ready"] else "", c.get("api_server", "")))
+        for comp, pid in c["pids"].items():
+            print("    %-24s pid %-7s %s" % (comp, pid or "-", " ".join(c["listening"].get(comp, []))))
+    for name, i in data["istiods"].items():
+        state = "ready" if i["ready"] else ("running" if i["pid"] else "stopped")
+        print("istiod %s: %s pid %s  %s  log %s" % (
+            name, state, i["pid"] or "-",
+            " ".join("%s=%d" % kv for kv in i["ports"].items()), i["log"]))
+    total = sum(p["rss_kib"] for p in data["processes"])
+    print("processes:   %d, RSS %.0f MiB" % (len(data["processes"]), total / 1024))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python3 -m tools.sandbox",
+                                description="Local multi-cluster Kubernetes + istiod sandbox (see docs/sandbox.md)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build the binaries into the versioned cache")
+    b.add_argument("components", nargs="*", help="subset of: %s" % ", ".join(build.COMPONENTS))
+    b.set_defaults(func=cmd_build)
+    u = sub.add_parser("up", help="start cluster1..N (idempotent); writes .sandbox/kubeconfig")
+    u.add_argument("--clusters", type=int, default=int(os.environ.get("SANDBOX_CLUSTERS") or 2),
+                   help="number of clusters (default: $SANDBOX_CLUSTERS or 2)")
+    u.add_argument("--istiod", action="store_true", help="also start one istiod per cluster")
+    u.set_defaults(func=cmd_up)
+    d = sub.add_parser("down", help="stop and delete every sandbox cluster and istiod")
+    d.set_defaults(func=cmd_down)
+    s = sub.add_parser("status", help="show what runs")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_status)
+    i = sub.add_parser("istiod", help="start one out-of-cluster istiod per running cluster (idempotent)")
+    i.add_argument("--cluster", action="append", help="only this cluster (repeatable)")
+    g = i.add_mutually_exclusive_group()
+    g.add_argument("--restart", action="store_true", help="restart (re-reads Secret istio-system/cacerts)")
+    g.add_argument("--stop", action="store_true", help="stop instead of start")
+    i.set_defaults(func=cmd_istiod)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SandboxError as e:
+        common.eprint("sandbox: error: %s" % e)
+        return 1
+    except KeyboardInterrupt:
+        common.eprint("sandbox: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
