@@ -1,0 +1,86 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: istioctl_info
+short_description: Check istioctl and a cluster before installing Istio
+version_added: 0.1.0
+description:
+  - Reads the version of C(istioctl) and of the cluster's Kubernetes, and fails, naming the field, when
+    C(istioctl) is not the requested O(istio_version), when the context cannot be reached, or when the
+    cluster's Kubernetes is older than that Istio supports.
+  - Changes nothing; meant for the preflight of a play, so that a bad setup is refused before any change.
+author:
+  - meshfed.istio contributors (@meshfed)
+extends_documentation_fragment:
+  - meshfed.istio.k8s_auth
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+options:
+  istioctl:
+    description: Path of the C(istioctl) binary (or its name on E(PATH)).
+    type: path
+    default: istioctl
+  istio_version:
+    description: Istio version C(istioctl) must be (C(1.31) for any 1.31 build, C(1.31.2) for that one).
+    type: str
+seealso:
+  - module: meshfed.istio.istioctl_install
+"""
+
+EXAMPLES = r"""
+- name: Refuse a wrong istioctl or an unreachable cluster before any change
+  meshfed.istio.istioctl_info:
+    istioctl: /opt/istio-1.31/bin/istioctl
+    istio_version: "1.31"
+    kubeconfig: ~/.kube/config
+    context: cluster1
+"""
+
+RETURN = r"""
+version:
+  description: Version of istioctl.
+  returned: always
+  type: str
+  sample: 1.31.2
+kubernetes_version:
+  description: The cluster's Kubernetes version.
+  returned: always
+  type: str
+  sample: v1.36.3
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import istioctl_runner, kube
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+
+
+def main():
+    spec = kube.auth_argument_spec()
+    spec.update(istioctl=dict(type="path", default="istioctl"), istio_version=dict(type="str"))
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if not kube.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
+    try:
+        dummy, dummy2, facts = istioctl_runner.preflight(module.params, module.run_command)
+    except MeshError as e:
+        module.fail_json(msg=str(e), field=e.field, **e.result)
+    module.exit_json(changed=False, **facts)
+
+
+if __name__ == "__main__":
+    main()
