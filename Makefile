@@ -46,5 +46,10 @@ sandbox-status: ## what the sandbox runs
 sandbox-istiod: ## run one real istiod (pilot-discovery) per sandbox cluster, out of cluster
 	@python3 -m tools.sandbox istiod
 
+demo: venv ## bring the sandbox up and run the main job (playbooks/site.yml) on it, then print a summary
+	@python3 -m tools.sandbox up --clusters $(SANDBOX_CLUSTERS)
+	@python3 -m tools.sandbox istiod
+	@time ansible-playbook -i inventories/sandbox playbooks/site.yml
+
 clean: ## remove local build outputs (not the sandbox binary cache)
 	rm -rf .build tests/output

@@ -55,8 +55,16 @@ run_integration() {
   # Variables every target gets (ansible-test reads this file).
   printf 'sandbox_kubeconfig: %s\n' "$top/.sandbox/kubeconfig" > "$dest/tests/integration/integration_config.yml"
   (cd "$dest" && ansible-test integration --color no --local --python 3.11)
-  banner "integration: pytest against the sandbox"
-  python -m pytest tests/integration -q -p no:cacheprovider
+  banner "integration: the sandbox itself (pytest)"
+  python -m pytest tests/integration/sandbox -q -p no:cacheprovider
+  banner "integration: molecule scenarios (check, converge, idempotence, verify)"
+  local scenario
+  for scenario in molecule/*/molecule.yml; do
+    scenario=$(basename "$(dirname "$scenario")")
+    molecule test -s "$scenario"
+  done
+  banner "integration: playbooks against the sandbox (pytest)"
+  python -m pytest tests/integration/install_istio -q -p no:cacheprovider
 }
 
 for s in "${stages[@]}"; do

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, meshfed.istio contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Session fixtures for integration tests against the local sandbox (docs/sandbox.md).
 
 ``sandbox``        brings the sandbox clusters up (``python3 -m tools.sandbox up``) or

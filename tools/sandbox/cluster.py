@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, meshfed.istio contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Local multi-cluster Kubernetes sandbox: kwokctl (binary runtime) clusters cluster1..N.
 
 Each cluster is a real etcd + kube-apiserver + kube-controller-manager + kube-scheduler

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, meshfed.istio contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shared helpers of the sandbox runtime: paths, state file, processes, ports, API calls.
 
 Standard library only: ``python3 -m tools.sandbox up|down|status|istiod`` must run

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, meshfed.istio contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The sandbox clusters behave like the real Kubernetes the collection targets."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, meshfed.istio contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The out-of-cluster istiods the sandbox runs: one per cluster, real pilot-discovery."""
 
 from __future__ import annotations
@@ -161,7 +161,9 @@ def test_istiod_publishes_the_plugged_in_root(sandbox_istiod):
             if e.status != 404:
                 raise
         if backup:
-            backup.metadata = client.V1ObjectMeta(name="cacerts", namespace="istio-system")
+            backup.metadata = client.V1ObjectMeta(name="cacerts", namespace="istio-system",
+                                                  labels=backup.metadata.labels,
+                                                  annotations=backup.metadata.annotations)
             core.replace_namespaced_secret("cacerts", "istio-system", backup)
         else:
             core.delete_namespaced_secret("cacerts", "istio-system")
