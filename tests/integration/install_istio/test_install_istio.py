@@ -60,8 +60,15 @@ def changed_tasks(data):
 
 
 def failure_messages(data):
-    return [r.get("msg", "") for play in data.get("plays", []) for task in play["tasks"]
-            for r in task["hosts"].values() if r.get("failed")]
+    """msg of every failed task result, loop items included."""
+    out = []
+    for play in data.get("plays", []):
+        for task in play["tasks"]:
+            for r in task["hosts"].values():
+                if r.get("failed"):
+                    out.append(r.get("msg", ""))
+                    out.extend(i.get("msg", "") for i in r.get("results", []) if i.get("failed"))
+    return out
 
 
 def api(sandbox, cluster):

@@ -1,0 +1,121 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: exported_services
+short_description: List the Services a cluster exports to the mesh, with their ports and version labels
+version_added: 0.1.0
+description:
+  - Reads, in one cluster, the Services chosen by O(exports) (namespace, and optionally a label selector and names)
+    and, for each, its ports and the distinct sets of the O(label_keys) labels of the Pods it selects (for
+    versioned subsets on the C(.global) endpoints).
+  - One LIST of Services per export entry and one LIST of Pods per namespace, whatever the number of Services.
+  - Changes nothing.
+author:
+  - meshfed.istio contributors (@meshfed)
+extends_documentation_fragment:
+  - meshfed.istio.k8s_auth
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+options:
+  exports:
+    description: What to export.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      namespace:
+        description: Namespace of the Services.
+        type: str
+        required: true
+      label_selector:
+        description: Label selector of the Services (for example C(mesh-export=true)); all Services when omitted.
+        type: str
+      names:
+        description: Only these Services.
+        type: list
+        elements: str
+  label_keys:
+    description: Pod labels copied onto the endpoints.
+    type: list
+    elements: str
+    default: [version]
+"""
+
+EXAMPLES = r"""
+- name: What cluster2 exports
+  meshfed.istio.exported_services:
+    context: cluster2
+    exports:
+      - namespace: bar
+        names: [httpbin]
+      - namespace: sample
+        label_selector: mesh-export=true
+  register: exported
+"""
+
+RETURN = r"""
+services:
+  description: The exported Services.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Service name.
+      type: str
+    namespace:
+      description: Namespace.
+      type: str
+    ports:
+      description: Ports (name, port, app_protocol).
+      type: list
+      elements: dict
+    label_sets:
+      description: Distinct sets of the O(label_keys) labels of the selected Pods.
+      type: list
+      elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import federation, kube
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+
+
+def main():
+    spec = kube.auth_argument_spec()
+    spec.update(
+        exports=dict(type="list", elements="dict", required=True, options=dict(
+            namespace=dict(type="str", required=True),
+            label_selector=dict(type="str"),
+            names=dict(type="list", elements="str"),
+        )),
+        label_keys=dict(type="list", elements="str", default=["version"], no_log=False),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if not kube.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
+    try:
+        services = federation.discover(kube.api_client(module.params), module.params["exports"],
+                                       module.params["label_keys"])
+    except MeshError as e:
+        module.fail_json(msg=str(e), field=e.field, **e.result)
+    module.exit_json(changed=False, services=services)
+
+
+if __name__ == "__main__":
+    main()

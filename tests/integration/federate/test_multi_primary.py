@@ -1,0 +1,177 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/federate_clusters.yml, multi_primary, against the sandbox and its real istiods."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sandbox"))
+from sandbox_helpers import wait_for  # noqa: E402  pylint: disable=wrong-import-position
+
+pytestmark = pytest.mark.sandbox
+INVENTORY = os.path.join(REPO_ROOT, "inventories", "sandbox", "hosts.yml")
+READER = "system:serviceaccount:istio-system:meshfed-istio-reader"
+
+
+def playbook(name, *args, inventory=INVENTORY):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
+                          os.path.join(REPO_ROOT, "playbooks", name)] + list(args),
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+    try:
+        data = json.loads(res.stdout[res.stdout.index("{"):])
+    except ValueError:
+        data = {}
+    return res.returncode, data, res.stdout + res.stderr
+
+
+def changed_tasks(data):
+    return ["%s on %s" % (t["task"]["name"], h) for p in data.get("plays", []) for t in p["tasks"]
+            for h, r in t["hosts"].items() if r.get("changed")]
+
+
+def failure_messages(data):
+    """msg of every failed task result, loop items included."""
+    out = []
+    for play in data.get("plays", []):
+        for task in play["tasks"]:
+            for r in task["hosts"].values():
+                if r.get("failed"):
+                    out.append(r.get("msg", ""))
+                    out.extend(i.get("msg", "") for i in r.get("results", []) if i.get("failed"))
+    return out
+
+
+def remote_client(sandbox, target, source):
+    """An API client built from the kubeconfig in target's remote secret for source."""
+    secret = client.CoreV1Api(sandbox.api_client(target)).read_namespaced_secret(
+        "istio-remote-secret-" + source, "istio-system")
+    assert secret.metadata.labels["istio/multiCluster"] == "true"
+    assert secret.metadata.annotations["networking.istio.io/cluster"] == source
+    kubeconfig = yaml.safe_load(base64.b64decode(secret.data[source]))
+    return config.new_client_from_config_dict(kubeconfig)
+
+
+def debug(sandbox, cluster, path):
+    port = sandbox.istiod_ports[cluster]["monitoring"]
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+        return json.loads(r.read().decode())
+
+
+@pytest.fixture(scope="module")
+def federated(sandbox_istiod):
+    rc, data, raw = playbook("install_istio.yml")
+    assert rc == 0, raw[-4000:]
+    rc, data, raw = playbook("federate_clusters.yml")
+    assert rc == 0, raw[-4000:]
+    return data
+
+
+def test_remote_secret_kubeconfig_reads_the_other_cluster(sandbox, federated):
+    for target, source in (("cluster1", "cluster2"), ("cluster2", "cluster1")):
+        api = remote_client(sandbox, target, source)
+        names = [s.metadata.name for s in client.CoreV1Api(api).list_namespaced_service("istio-system").items]
+        assert "istiod" in names, (target, source, names)
+
+
+@pytest.mark.parametrize("verb, group, resource", [
+    ("create", "", "pods"), ("delete", "", "pods"), ("create", "", "secrets"), ("update", "", "configmaps"),
+    ("delete", "", "services"), ("patch", "apps", "deployments"), ("create", "", "namespaces"),
+    ("delete", "", "namespaces"), ("create", "networking.istio.io", "serviceentries"),
+    ("create", "multicluster.x-k8s.io", "serviceexports"), ("create", "rbac.authorization.k8s.io", "clusterroles"),
+])
+def test_reader_token_cannot_change_anything(sandbox, federated, verb, group, resource):
+    for cluster in ("cluster1", "cluster2"):
+        sar = client.AuthorizationV1Api(sandbox.api_client(cluster)).create_subject_access_review(
+            client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+                user=READER, resource_attributes=client.V1ResourceAttributes(
+                    verb=verb, group=group, resource=resource, namespace="istio-system"))))
+        assert sar.status.allowed is False, (cluster, verb, group, resource)
+
+
+def test_reader_token_can_read(sandbox, federated):
+    sar = client.AuthorizationV1Api(sandbox.api_client("cluster2")).create_subject_access_review(
+        client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+            user=READER, resource_attributes=client.V1ResourceAttributes(verb="list", resource="endpoints"))))
+    assert sar.status.allowed is True
+
+
+def test_istiod_of_cluster1_discovers_cluster2(sandbox, federated):
+    def synced():
+        text = json.dumps(debug(sandbox, "cluster1", "/debug/clusterz"))
+        return "cluster2" in text
+    wait_for(synced, timeout=60, what="cluster1's istiod to list cluster2 in /debug/clusterz")
+
+
+def test_endpoints_of_a_cluster2_service_reach_cluster1s_istiod(sandbox, federated):
+    ns = "meshfed-fed-test"
+    c2 = sandbox.api_client("cluster2")
+    core, apps = client.CoreV1Api(c2), client.AppsV1Api(c2)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    try:
+        labels = {"app": "hello"}
+        apps.create_namespaced_deployment(ns, client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="hello"),
+            spec=client.V1DeploymentSpec(replicas=1, selector=client.V1LabelSelector(match_labels=labels),
+                                         template=client.V1PodTemplateSpec(
+                                             metadata=client.V1ObjectMeta(labels=labels),
+                                             spec=client.V1PodSpec(containers=[client.V1Container(
+                                                 name="hello", image="example.invalid/hello")])))))
+        core.create_namespaced_service(ns, client.V1Service(
+            metadata=client.V1ObjectMeta(name="hello"),
+            spec=client.V1ServiceSpec(selector=labels, ports=[client.V1ServicePort(port=5000, name="http")])))
+        host = "hello.%s.svc.cluster.local" % ns
+
+        def shard_of_cluster2():
+            shards = debug(sandbox, "cluster1", "/debug/endpointShardz").get(host, {}).get(ns, {}).get("Shards", {})
+            return [k for k, v in shards.items() if "cluster2" in k and v]
+        assert wait_for(shard_of_cluster2, timeout=120, what="endpoints of %s in cluster1's istiod" % host)
+    finally:
+        core.delete_namespace(ns)
+
+
+def test_second_run_and_check_mode_change_nothing(federated):
+    rc, data, raw = playbook("federate_clusters.yml")
+    assert rc == 0, raw[-3000:]
+    assert changed_tasks(data) == []
+    rc, data, raw = playbook("federate_clusters.yml", "--check", "--diff")
+    assert rc == 0, raw[-3000:]
+    assert changed_tasks(data) == []
+
+
+def test_unreachable_remote_api_is_refused_before_writing(sandbox, federated, tmp_path):
+    with open(INVENTORY) as f:
+        inv = yaml.safe_load(f)
+    inv["all"]["children"]["mesh_clusters"]["hosts"]["cluster2"]["mesh_api_server"] = "https://127.0.0.1:1"
+    target = os.path.join(REPO_ROOT, "inventories", "_test_" + tmp_path.name)
+    os.makedirs(target)
+    try:
+        path = os.path.join(target, "hosts.yml")
+        with open(path, "w") as f:
+            yaml.safe_dump(inv, f)
+        before = client.CoreV1Api(sandbox.api_client("cluster1")).read_namespaced_secret(
+            "istio-remote-secret-cluster2", "istio-system").metadata.resource_version
+        rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+        assert rc != 0
+        assert any("server: https://127.0.0.1:1 does not answer" in m for m in failure_messages(data)), raw[-3000:]
+        after = client.CoreV1Api(sandbox.api_client("cluster1")).read_namespaced_secret(
+            "istio-remote-secret-cluster2", "istio-system").metadata.resource_version
+        assert before == after
+    finally:
+        shutil.rmtree(target)

@@ -1,0 +1,81 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Remote secret: kubeconfig round trip, token expiry, rewrite decision, RBAC."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+
+import yaml
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import remote_secret as rs
+
+NOW = datetime.datetime(2026, 11, 21, 12, 0, tzinfo=datetime.timezone.utc)
+CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def jwt(exp=None):
+    def enc(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+    claims = {"sub": "system:serviceaccount:istio-system:r"}
+    if exp is not None:
+        claims["exp"] = int(exp.timestamp())
+    return "%s.%s.sig" % (enc({"alg": "RS256"}), enc(claims))
+
+
+def test_kubeconfig_round_trip_in_istio_format():
+    cfg = rs.build_kubeconfig("cluster2", "https://10.0.0.2:6443", CA, "tok")
+    assert cfg["current-context"] == "cluster2"
+    assert cfg["clusters"][0] == {"name": "cluster2", "cluster": {
+        "server": "https://10.0.0.2:6443", "certificate-authority-data": base64.b64encode(CA).decode()}}
+    assert rs.parse_kubeconfig(yaml.safe_dump(cfg)) == ("https://10.0.0.2:6443", CA, "tok")
+
+
+def test_unusable_kubeconfig_parses_to_nones():
+    assert rs.parse_kubeconfig("not: [a kubeconfig") == (None, None, None)
+    assert rs.parse_kubeconfig("current-context: x\n") == (None, None, None)
+
+
+def test_token_expiry():
+    exp = NOW + datetime.timedelta(days=3)
+    assert rs.token_expiry(jwt(exp)) == exp
+    assert rs.token_expiry(jwt()) is None
+    assert rs.token_expiry("garbage") is None
+
+
+def test_rewrite_reasons():
+    good = ("https://s", CA, "t")
+    assert rs.rewrite_reasons(None, "https://s", CA, None, NOW, 60) == ["missing"]
+    assert rs.rewrite_reasons(good, "https://s", CA, None, NOW, 60) == []
+    assert rs.rewrite_reasons(good, "https://s2", CA, None, NOW, 60) == ["server is https://s, wanted https://s2"]
+    assert rs.rewrite_reasons(good, "https://s", b"other", None, NOW, 60) == ["CA changed"]
+    assert rs.rewrite_reasons(("https://s", CA, None), "https://s", CA, None, NOW, 60) == ["no token"]
+    soon = NOW + datetime.timedelta(seconds=30)
+    assert rs.rewrite_reasons(good, "https://s", CA, soon, NOW, 60) == ["token expires at 2026-11-21T12:00:30Z"]
+    later = NOW + datetime.timedelta(days=1)
+    assert rs.rewrite_reasons(good, "https://s", CA, later, NOW, 60) == []
+
+
+def test_describe_never_shows_the_token():
+    token = jwt(NOW + datetime.timedelta(days=1))
+    d = rs.describe("https://s", CA, token)
+    assert token not in json.dumps(d)
+    assert d["token"] == "<hidden, expires 2026-11-22T12:00:00Z>"
+    assert rs.describe(None, None, None) == {}
+
+
+def test_reader_rules_are_read_only():
+    for rule in rs.READER_RULES:
+        if rule["verbs"] == ["create"]:
+            # reviews only: they create no object
+            assert rule["resources"] in (["tokenreviews"], ["subjectaccessreviews"])
+        else:
+            assert rule["verbs"] == ["get", "list", "watch"]
+
+
+def test_names():
+    assert rs.secret_name("cluster2") == "istio-remote-secret-cluster2"
+    assert rs.token_secret_name("meshfed-istio-reader") == "meshfed-istio-reader-token"
