@@ -64,7 +64,7 @@ run_integration() {
     molecule test -s "$scenario"
   done
   banner "integration: playbooks against the sandbox (pytest)"
-  python -m pytest tests/integration/install_istio -q -p no:cacheprovider
+  python -m pytest tests/integration/install_istio tests/integration/federate -q -p no:cacheprovider
 }
 
 for s in "${stages[@]}"; do

@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module util is PRIVATE to the meshfed.istio collection. It may change
+# without notice between releases.
+
+"""One cluster's side of the `.global` model: VIPs (persisted), then its ServiceEntries.
+
+Reads the persisted VIP map (ConfigMap) and every ServiceEntry once, allocates a
+VIP per wanted host (keeping earlier ones, avoiding addresses of ServiceEntries
+it does not own), writes the map, and reconciles the ServiceEntries in one
+service_entry run (list once, diff, apply what differs, prune).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import federation, kube, service_entry, vip
+
+VIP_CONFIGMAP = "meshfed-global-vips"
+
+
+def _read_vips(core, namespace):
+    try:
+        cm = core.read_namespaced_config_map(VIP_CONFIGMAP, namespace)
+    except kube.ApiException as e:
+        if kube.is_not_found(e):
+            return None, {}
+        raise kube.api_error(e, "reading ConfigMap %s/%s" % (namespace, VIP_CONFIGMAP))
+    return cm, vip.parse_persisted(cm.data or {}, field="vip_cidr",
+                                   what="ConfigMap %s/%s" % (namespace, VIP_CONFIGMAP))
+
+
+def _write_vips(core, namespace, existing, data):
+    k = kube.k8s_client
+    body = k.V1ConfigMap(metadata=k.V1ObjectMeta(name=VIP_CONFIGMAP, namespace=namespace,
+                                                 labels={"app.kubernetes.io/managed-by": "meshfed.istio"}),
+                         data=data)
+    try:
+        if existing is None:
+            core.create_namespaced_config_map(namespace, body)
+        else:
+            body.metadata.resource_version = existing.metadata.resource_version
+            core.replace_namespaced_config_map(VIP_CONFIGMAP, namespace, body)
+    except kube.ApiException as e:
+        raise kube.api_error(e, "writing ConfigMap %s/%s" % (namespace, VIP_CONFIGMAP))
+
+
+def run(params, check_mode, want_diff):
+    api = kube.api_client(params)
+    core = kube.k8s_client.CoreV1Api(api)
+    cluster, ns, owner = params["cluster_name"], params["namespace"], params["owner"]
+    hosts = federation.wanted_hosts(cluster, params["exports"])
+
+    cm, previous = _read_vips(core, ns)
+    dyn = service_entry.DynamicClient(api)
+    res = service_entry.service_entry_resource(dyn)
+    try:
+        everything = dyn.get(res).to_dict().get("items") or []
+    except kube.ApiException as e:
+        raise kube.api_error(e, "listing ServiceEntries")
+    vips, warnings = vip.allocate(hosts, previous, params["vip_cidr"],
+                                  taken=service_entry.foreign_addresses(everything, owner))
+    entries = federation.global_entries(cluster, params["exports"], vips, namespace=ns,
+                                        via_egress=params["via_egress"])
+    new_data = vip.to_configmap_data(vips)
+    vips_changed = new_data != vip.to_configmap_data(previous)
+    if vips_changed and not check_mode:
+        # persisted first: an interrupted run keeps the allocation it handed out
+        _write_vips(core, ns, cm, new_data)
+    result = service_entry.run(api, {
+        "owner": owner, "service_entries": entries, "namespaces": [ns], "prune": params["prune"],
+        "field_manager": params.get("field_manager"), "workers": params["workers"], "state": "present",
+    }, check_mode, want_diff)
+    result["vips"] = vips
+    result["released"] = vip.released(previous, vips)
+    result["changed"] = result["changed"] or vips_changed
+    result["warnings_list"] = warnings
+    return result

@@ -1,0 +1,203 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: global_service_entries
+short_description: One cluster's C(<name>.<namespace>.global) ServiceEntries and their VIPs
+version_added: 0.1.0
+description:
+  - The explicit-export federation model of Istio's multi-control-plane documents, in the form that works on
+    current Istio (sidecar DNS proxying, no istiocoredns).
+  - For every Service of another cluster in O(exports), a ServiceEntry for C(<name>.<namespace>.global)
+    (C(MESH_INTERNAL), resolution C(DNS)) whose endpoints are the exporting clusters' east-west gateways on port
+    15443, with their network and the Pods' O(exports[].label_sets) so that versioned subsets work.
+  - For this cluster's own exported Services, the same host with the local Service as endpoint, which is what the
+    exporting cluster's gateway routes the C(.global) SNI to.
+  - Each host gets a VIP from O(vip_cidr), allocated deterministically, persisted in ConfigMap
+    C(meshfed-global-vips) (stable across runs and across added or removed services), unique in the cluster
+    and never one that a ServiceEntry not managed here uses.
+  - All ServiceEntries are reconciled in one pass (list once, diff, server-side apply what differs in parallel,
+    delete what is no longer exported); see M(meshfed.istio.service_entry).
+author:
+  - meshfed.istio contributors (@meshfed)
+extends_documentation_fragment:
+  - meshfed.istio.k8s_auth
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+options:
+  cluster_name:
+    description: This cluster's name in the mesh (as in O(exports[].cluster)).
+    type: str
+    required: true
+  exports:
+    description: Every exported Service of the mesh (usually built from M(meshfed.istio.exported_services) of each cluster).
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      cluster:
+        description: Exporting cluster.
+        type: str
+        required: true
+      network:
+        description: Its network.
+        type: str
+      gateway:
+        description: Address of its east-west gateway.
+        type: str
+      name:
+        description: Service name.
+        type: str
+        required: true
+      namespace:
+        description: Service namespace.
+        type: str
+        required: true
+      ports:
+        description: Service ports (C(name), C(port), optional C(app_protocol)).
+        type: list
+        elements: dict
+        required: true
+      label_sets:
+        description: Label sets of the endpoints (one endpoint per set and exporting cluster).
+        type: list
+        elements: dict
+        default: [{}]
+  namespace:
+    description: Namespace of the ServiceEntries and of the VIP ConfigMap.
+    type: str
+    default: istio-system
+  vip_cidr:
+    description: Range of the VIPs (inside 240.0.0.0/4; 127.255.0.0/16 is accepted with a warning).
+    type: str
+    default: 240.240.0.0/16
+  via_egress:
+    description: Route through the local egress gateway (a first endpoint at the egress gateway, remote ones on network C(external)).
+    type: bool
+    default: false
+  owner:
+    description: Value of label C(meshfed.istio/owner) of the ServiceEntries managed here.
+    type: str
+    default: meshfed-global
+  prune:
+    description: Delete owned ServiceEntries of hosts no longer exported.
+    type: bool
+    default: true
+  workers:
+    description: Parallel API writes.
+    type: int
+    default: 8
+  field_manager:
+    description: Server-side apply field manager.
+    type: str
+    default: meshfed.istio
+seealso:
+  - module: meshfed.istio.exported_services
+  - module: meshfed.istio.service_entry
+"""
+
+EXAMPLES = r"""
+- name: ServiceEntries of cluster1 for what cluster2 exports
+  meshfed.istio.global_service_entries:
+    context: cluster1
+    cluster_name: cluster1
+    exports:
+      - cluster: cluster2
+        network: network2
+        gateway: 203.0.113.7
+        name: httpbin
+        namespace: bar
+        ports: [{name: http, port: 8000}]
+"""
+
+RETURN = r"""
+vips:
+  description: The VIP of every C(.global) host in this cluster.
+  returned: always
+  type: dict
+  sample: {httpbin.bar.global: 240.240.12.34}
+released:
+  description: Hosts whose VIP was released (no longer exported).
+  returned: always
+  type: list
+  elements: str
+created:
+  description: ServiceEntries created (namespace/name).
+  returned: always
+  type: list
+  elements: str
+updated:
+  description: ServiceEntries updated.
+  returned: always
+  type: list
+  elements: str
+deleted:
+  description: ServiceEntries deleted.
+  returned: always
+  type: list
+  elements: str
+unchanged:
+  description: ServiceEntries already as wanted.
+  returned: always
+  type: list
+  elements: str
+counts:
+  description: Number of each.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import global_import, kube
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+
+
+def main():
+    spec = kube.auth_argument_spec()
+    spec.update(
+        cluster_name=dict(type="str", required=True),
+        exports=dict(type="list", elements="dict", required=True, options=dict(
+            cluster=dict(type="str", required=True),
+            network=dict(type="str"),
+            gateway=dict(type="str"),
+            name=dict(type="str", required=True),
+            namespace=dict(type="str", required=True),
+            ports=dict(type="list", elements="dict", required=True),
+            label_sets=dict(type="list", elements="dict", default=[{}]),
+        )),
+        namespace=dict(type="str", default="istio-system"),
+        vip_cidr=dict(type="str", default="240.240.0.0/16"),
+        via_egress=dict(type="bool", default=False),
+        owner=dict(type="str", default="meshfed-global"),
+        prune=dict(type="bool", default=True),
+        workers=dict(type="int", default=8),
+        field_manager=dict(type="str", default="meshfed.istio"),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if not kube.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
+    try:
+        result = global_import.run(module.params, module.check_mode, module._diff)
+    except MeshError as e:
+        module.fail_json(msg=str(e), field=e.field, **e.result)
+    for w in result.pop("warnings_list", []):
+        module.warn(w)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

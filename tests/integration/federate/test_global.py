@@ -1,0 +1,213 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""federate_clusters_mode=service_entry (`.global` hosts) against the sandbox."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from test_multi_primary import INVENTORY, REPO_ROOT, changed_tasks, failure_messages, playbook  # noqa: E402
+
+pytestmark = pytest.mark.sandbox
+NS = "bar"
+
+
+def objects(sandbox):
+    """resourceVersion of the ServiceEntries and VIP ConfigMaps in both clusters."""
+    out = {}
+    for cluster in ("cluster1", "cluster2"):
+        api = sandbox.api_client(cluster)
+        for se in client.CustomObjectsApi(api).list_namespaced_custom_object(
+                "networking.istio.io", "v1", "istio-system", "serviceentries")["items"]:
+            out["%s SE %s" % (cluster, se["metadata"]["name"])] = se["metadata"]["resourceVersion"]
+        try:
+            cm = client.CoreV1Api(api).read_namespaced_config_map("meshfed-global-vips", "istio-system")
+            out["%s CM vips" % cluster] = cm.metadata.resource_version
+        except ApiException as e:
+            assert e.status == 404
+    return out
+
+
+def service_entry(sandbox, cluster, name):
+    return client.CustomObjectsApi(sandbox.api_client(cluster)).get_namespaced_custom_object(
+        "networking.istio.io", "v1", "istio-system", "serviceentries", name)
+
+
+def vips(sandbox, cluster):
+    return client.CoreV1Api(sandbox.api_client(cluster)).read_namespaced_config_map(
+        "meshfed-global-vips", "istio-system").data
+
+
+def make_service(sandbox, cluster, name, port, version):
+    api = sandbox.api_client(cluster)
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+    except ApiException as e:
+        assert e.status == 409
+    labels = {"app": name, "version": version}
+    apps.create_namespaced_deployment(NS, client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1DeploymentSpec(replicas=1, selector=client.V1LabelSelector(match_labels=labels),
+                                     template=client.V1PodTemplateSpec(
+                                         metadata=client.V1ObjectMeta(labels=labels),
+                                         spec=client.V1PodSpec(containers=[client.V1Container(
+                                             name=name, image="example.invalid/%s" % name)])))))
+    core.create_namespaced_service(NS, client.V1Service(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1ServiceSpec(selector={"app": name},
+                                  ports=[client.V1ServicePort(port=port, name="http", target_port=80)])))
+
+
+class Inventory(object):
+    """A changed copy of the sandbox inventory at the same depth below the checkout."""
+
+    def __init__(self, tmp_path):
+        self.dir = os.path.join(REPO_ROOT, "inventories", "_test_" + tmp_path.name)
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "hosts.yml")
+
+    def write(self, exports, **group_vars):
+        with open(INVENTORY) as f:
+            inv = yaml.safe_load(f)
+        group = inv["all"]["children"]["mesh_clusters"]
+        group["vars"].update(federate_clusters_mode="service_entry", **group_vars)
+        for host, ex in exports.items():
+            group["hosts"][host]["mesh_exports"] = ex
+        with open(self.path, "w") as f:
+            yaml.safe_dump(inv, f)
+        return self.path
+
+    def remove(self):
+        shutil.rmtree(self.dir)
+
+
+@pytest.fixture(scope="module")
+def exported(sandbox, tmp_path_factory):
+    rc, data, raw = playbook("install_istio.yml")
+    assert rc == 0, raw[-3000:]
+    for cluster in ("cluster1", "cluster2"):
+        try:
+            client.CoreV1Api(sandbox.api_client(cluster)).delete_namespace(NS)
+        except ApiException as e:
+            assert e.status == 404
+    for cluster in ("cluster1", "cluster2"):
+        api = client.CoreV1Api(sandbox.api_client(cluster))
+        from sandbox_helpers import wait_for  # pylint: disable=import-outside-toplevel
+
+        def gone(api=api):
+            try:
+                api.read_namespace(NS)
+            except ApiException as e:
+                return e.status == 404
+            return False
+        wait_for(gone, timeout=120, what="namespace %s to be deleted in %s" % (NS, cluster))
+    make_service(sandbox, "cluster2", "httpbin", 8000, "v1")
+    make_service(sandbox, "cluster2", "other", 9000, "v1")
+    inv = Inventory(tmp_path_factory.mktemp("global"))
+    yield inv
+    inv.remove()
+    for cluster in ("cluster1", "cluster2"):
+        try:
+            client.CoreV1Api(sandbox.api_client(cluster)).delete_namespace(NS)
+        except ApiException as e:
+            assert e.status == 404
+
+
+EXPORT_HTTPBIN = {"cluster2": [{"namespace": NS, "names": ["httpbin", "other"]}]}
+
+
+def test_four_passes(sandbox, exported):
+    path = exported.write(EXPORT_HTTPBIN)
+    results = [playbook("federate_clusters.yml", *args, inventory=path)
+               for args in (["--check"], [], ["--check"], [])]
+    for rc, data, raw in results:
+        assert rc == 0, raw[-3000:]
+    changed = [bool(changed_tasks(data)) for rc, data, raw in results]
+    assert changed == [True, True, False, False], [changed_tasks(d) for r, d, w in results]
+
+
+def test_importer_entry_points_at_the_exporting_gateway(sandbox, exported):
+    se = service_entry(sandbox, "cluster1", "global-httpbin-bar")
+    spec = se["spec"]
+    assert spec["hosts"] == ["httpbin.bar.global"]
+    assert spec["location"] == "MESH_INTERNAL" and spec["resolution"] == "DNS"
+    assert ipaddress.ip_address(spec["addresses"][0]) in ipaddress.ip_network("240.240.0.0/16")
+    assert spec["ports"] == [{"name": "http", "number": 8000, "protocol": "HTTP"}]
+    assert spec["endpoints"] == [{"address": "127.0.0.12", "ports": {"http": 15443}, "network": "network2",
+                                  "labels": {"version": "v1"}}]
+    assert vips(sandbox, "cluster1")["httpbin.bar.global"] == spec["addresses"][0]
+
+
+def test_exporter_entry_points_at_the_local_service_and_gateway_accepts_global(sandbox, exported):
+    spec = service_entry(sandbox, "cluster2", "global-httpbin-bar")["spec"]
+    assert spec["endpoints"] == [{"address": "httpbin.bar.svc.cluster.local", "ports": {"http": 8000},
+                                  "labels": {"version": "v1"}}]
+    gw = client.CustomObjectsApi(sandbox.api_client("cluster2")).get_namespaced_custom_object(
+        "networking.istio.io", "v1", "istio-system", "gateways", "meshfed-global-gateway")
+    assert gw["spec"]["servers"][0]["hosts"] == ["*.global"]
+    assert gw["spec"]["servers"][0]["tls"]["mode"] == "AUTO_PASSTHROUGH"
+
+
+def test_vips_unique_per_cluster(sandbox, exported):
+    for cluster in ("cluster1", "cluster2"):
+        data = vips(sandbox, cluster)
+        assert sorted(data) == ["httpbin.bar.global", "other.bar.global"]
+        assert len(set(data.values())) == 2
+
+
+def test_schema_rejects_a_bad_entry(sandbox, exported):
+    """The real API server validates ServiceEntries against Istio's CRD schema (what ours pass)."""
+    bad = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+           "metadata": {"name": "meshfed-schema-probe", "namespace": "istio-system"},
+           "spec": {"hosts": ["x.global"], "location": "NOT_A_LOCATION"}}
+    with pytest.raises(ApiException) as e:
+        client.CustomObjectsApi(sandbox.api_client("cluster1")).create_namespaced_custom_object(
+            "networking.istio.io", "v1", "istio-system", "serviceentries", bad)
+    assert e.value.status == 422
+
+
+def test_conflicting_ports_refused_before_any_change(sandbox, exported):
+    make_service(sandbox, "cluster1", "httpbin", 9999, "v2")
+    try:
+        path = exported.write({"cluster1": [{"namespace": NS, "names": ["httpbin"]}], **EXPORT_HTTPBIN})
+        before = objects(sandbox)
+        rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+        assert rc != 0
+        assert any("httpbin.bar.global is exported by cluster1 and cluster2 with conflicting ports" in m
+                   for m in failure_messages(data)), raw[-3000:]
+        assert objects(sandbox) == before
+    finally:
+        api = sandbox.api_client("cluster1")
+        client.AppsV1Api(api).delete_namespaced_deployment("httpbin", NS)
+        client.CoreV1Api(api).delete_namespaced_service("httpbin", NS)
+
+
+def test_exhausted_vip_range_refused_before_any_change(sandbox, exported):
+    path = exported.write(EXPORT_HTTPBIN, federate_clusters_vip_cidr="240.240.0.0/31")
+    before = objects(sandbox)
+    rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+    assert rc != 0
+    assert any("240.240.0.0/31" in m for m in failure_messages(data)), raw[-3000:]
+    assert objects(sandbox) == before
+
+
+def test_removing_an_export_prunes_it_everywhere(sandbox, exported):
+    path = exported.write({"cluster2": [{"namespace": NS, "names": ["other"]}]})
+    rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+    assert rc == 0, raw[-3000:]
+    for cluster in ("cluster1", "cluster2"):
+        with pytest.raises(ApiException) as e:
+            service_entry(sandbox, cluster, "global-httpbin-bar")
+        assert e.value.status == 404
+        assert sorted(vips(sandbox, cluster)) == ["other.bar.global"]
+    rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+    assert rc == 0 and changed_tasks(data) == []
