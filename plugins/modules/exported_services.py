@@ -35,7 +35,7 @@ options:
     description: What to export.
     type: list
     elements: dict
-    required: true
+    default: []
     suboptions:
       namespace:
         description: Namespace of the Services.
@@ -53,6 +53,10 @@ options:
     type: list
     elements: str
     default: [version]
+  info_namespace:
+    description: Namespace of ConfigMap C(meshfed-cluster-info), read for RV(cluster_info).
+    type: str
+    default: istio-system
 """
 
 EXAMPLES = r"""
@@ -68,6 +72,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+cluster_info:
+  description: What M(meshfed.istio.istioctl_install)'s role recorded in ConfigMap C(meshfed-cluster-info)
+    (meshID, clusterName, network, gatewayAddress, revision, istioVersion); empty when absent.
+  returned: always
+  type: dict
 services:
   description: The exported Services.
   returned: always
@@ -99,22 +108,24 @@ from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import 
 def main():
     spec = kube.auth_argument_spec()
     spec.update(
-        exports=dict(type="list", elements="dict", required=True, options=dict(
+        exports=dict(type="list", elements="dict", default=[], options=dict(
             namespace=dict(type="str", required=True),
             label_selector=dict(type="str"),
             names=dict(type="list", elements="str"),
         )),
         label_keys=dict(type="list", elements="str", default=["version"], no_log=False),
+        info_namespace=dict(type="str", default="istio-system"),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not kube.HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
     try:
-        services = federation.discover(kube.api_client(module.params), module.params["exports"],
-                                       module.params["label_keys"])
+        api = kube.api_client(module.params)
+        services = federation.discover(api, module.params["exports"], module.params["label_keys"])
+        info = federation.cluster_info(api, module.params["info_namespace"])
     except MeshError as e:
         module.fail_json(msg=str(e), field=e.field, **e.result)
-    module.exit_json(changed=False, services=services)
+    module.exit_json(changed=False, services=services, cluster_info=info)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,12 @@ options:
     description: Route through the local egress gateway (a first endpoint at the egress gateway, remote ones on network C(external)).
     type: bool
     default: false
+  global_gateway:
+    description:
+      - Whether this cluster's east-west gateway passes C(*.global) through (Gateway C(meshfed-global-gateway),
+        C(AUTO_PASSTHROUGH) on 15443). Needed where the cluster exports services; removed (when it is ours) otherwise.
+    type: bool
+    default: false
   owner:
     description: Value of label C(meshfed.istio/owner) of the ServiceEntries managed here.
     type: str
@@ -124,6 +130,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+gateway:
+  description: What happened to the C(*.global) Gateway (V(created), V(updated), V(deleted)), when anything did.
+  returned: when it changed
+  type: str
 vips:
   description: The VIP of every C(.global) host in this cluster.
   returned: always
@@ -182,6 +192,7 @@ def main():
         namespace=dict(type="str", default="istio-system"),
         vip_cidr=dict(type="str", default="240.240.0.0/16"),
         via_egress=dict(type="bool", default=False),
+        global_gateway=dict(type="bool", default=False),
         owner=dict(type="str", default="meshfed-global"),
         prune=dict(type="bool", default=True),
         workers=dict(type="int", default=8),

@@ -191,3 +191,15 @@ def discover(api, exports_spec, label_keys):
                 "label_sets": endpoint_labels(pods, label_keys),
             }
     return [found[k] for k in sorted(found)]
+
+
+def cluster_info(api, namespace="istio-system"):
+    """What install_istio recorded in ConfigMap meshfed-cluster-info ({} when absent)."""
+    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import kube
+    try:
+        cm = kube.k8s_client.CoreV1Api(api).read_namespaced_config_map("meshfed-cluster-info", namespace)
+    except kube.ApiException as e:
+        if kube.is_not_found(e):
+            return {}
+        raise kube.api_error(e, "reading ConfigMap %s/meshfed-cluster-info" % namespace)
+    return dict(cm.data or {})

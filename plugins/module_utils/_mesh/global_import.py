@@ -18,6 +18,46 @@ from __future__ import annotations
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import federation, kube, service_entry, vip
 
 VIP_CONFIGMAP = "meshfed-global-vips"
+GLOBAL_GATEWAY = "meshfed-global-gateway"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "meshfed.istio"}
+
+
+def global_gateway_object(namespace):
+    """The exporting cluster's east-west gateway also passes *.global through, by SNI,
+    to the local ServiceEntry of the exported host (install_istio's serves *.local)."""
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+        "metadata": {"name": GLOBAL_GATEWAY, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {"selector": {"istio": "eastwestgateway"}, "servers": [{
+            "port": {"number": federation.GATEWAY_PORT, "name": "tls-global", "protocol": "TLS"},
+            "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.global"]}]},
+    }
+
+
+def global_gateway(dyn, namespace, wanted, check_mode):
+    """Ensure (or remove) the *.global Gateway; returns 'created', 'updated', 'deleted' or None."""
+    try:
+        res = dyn.resources.get(api_version="networking.istio.io/v1", kind="Gateway")
+    except service_entry.ResourceNotFoundError:
+        raise kube.ClusterError("Istio's Gateway CRD (networking.istio.io/v1) is not installed in this cluster")
+    want = global_gateway_object(namespace)
+    try:
+        live = dyn.get(res, name=GLOBAL_GATEWAY, namespace=namespace).to_dict()
+    except service_entry.NotFoundError:
+        live = None
+    if not wanted:
+        if live is None or (live["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") != "meshfed.istio":
+            return None
+        if not check_mode:
+            dyn.delete(res, name=GLOBAL_GATEWAY, namespace=namespace)
+        return "deleted"
+    if live is not None and live.get("spec") == want["spec"] and \
+            all((live["metadata"].get("labels") or {}).get(k) == v for k, v in MANAGED_BY.items()):
+        return None
+    if not check_mode:
+        dyn.server_side_apply(res, body=want, name=GLOBAL_GATEWAY, namespace=namespace, force_conflicts=True,
+                              field_manager="meshfed.istio")
+    return "created" if live is None else "updated"
 
 
 def _read_vips(core, namespace):
@@ -71,7 +111,11 @@ def run(params, check_mode, want_diff):
     result = service_entry.run(api, {
         "owner": owner, "service_entries": entries, "namespaces": [ns], "prune": params["prune"],
         "field_manager": params.get("field_manager"), "workers": params["workers"], "state": "present",
-    }, check_mode, want_diff)
+    }, check_mode, want_diff, all_items=everything, dyn=dyn)
+    gateway = global_gateway(dyn, ns, params["global_gateway"], check_mode)
+    if gateway:
+        result["gateway"] = gateway
+        result["changed"] = True
     result["vips"] = vips
     result["released"] = vip.released(previous, vips)
     result["changed"] = result["changed"] or vips_changed

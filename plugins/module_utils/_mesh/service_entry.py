@@ -351,17 +351,25 @@ def existing_namespaces(api, names):
     return out
 
 
-def _unowned_conflict(dyn, res, obj, owner):
-    """A message when an object we would create exists without our owner label, else None."""
+def _unowned_conflict(dyn, res, obj, owner, known=None):
+    """A message when an object we would create exists without our owner label, else None.
+
+    ``known``: {(namespace, name): object} of a LIST the caller already made of
+    every ServiceEntry in scope; saves one GET per object to create."""
     meta = obj["metadata"]
-    try:
-        live = dyn.get(res, name=meta["name"], namespace=meta["namespace"]).to_dict()
-    except NotFoundError:
-        return None
-    except kube.ApiException as e:
-        if kube.is_not_found(e):
+    if known is not None:
+        live = known.get((meta["namespace"], meta["name"]))
+        if live is None:
             return None
-        raise kube.api_error(e, "reading ServiceEntry %s" % _ref_of(obj))
+    else:
+        try:
+            live = dyn.get(res, name=meta["name"], namespace=meta["namespace"]).to_dict()
+        except NotFoundError:
+            return None
+        except kube.ApiException as e:
+            if kube.is_not_found(e):
+                return None
+            raise kube.api_error(e, "reading ServiceEntry %s" % _ref_of(obj))
     have = ((live.get("metadata") or {}).get("labels") or {}).get(OWNER_LABEL)
     if have == owner:  # created by a concurrent run since our LIST: ours to apply
         return None
@@ -376,12 +384,14 @@ def _write(dyn, res, action, obj, field_manager):
     try:
         if action == "delete":
             try:
-                dyn.delete(res, name=meta["name"], namespace=meta["namespace"])
+                dyn.delete(res, name=meta["name"], namespace=meta["namespace"], serialize=False)
             except NotFoundError:
                 pass
         else:
+            # serialize=False: the response is not turned into a ResourceInstance, which
+            # is most of the client-side cost of a write
             dyn.server_side_apply(res, body=obj, name=meta["name"], namespace=meta["namespace"],
-                                  field_manager=field_manager, force_conflicts=True)
+                                  field_manager=field_manager, force_conflicts=True, serialize=False)
     except kube.ApiException as e:
         if action == "delete" and kube.is_not_found(e):
             return ref, None
@@ -396,7 +406,10 @@ def _check_workers(workers):
     return workers
 
 
-def run(api, params, check_mode, want_diff):
+def run(api, params, check_mode, want_diff, all_items=None, dyn=None):
+    """Reconcile.  ``all_items``: every ServiceEntry of the scope, when the caller has
+    listed them already (used instead of one GET per object to create); ``dyn``: the
+    caller's DynamicClient (its API discovery is not repeated)."""
     owner = validate_owner(params["owner"])
     workers = _check_workers(params.get("workers") or 8)
     field_manager = params.get("field_manager") or DEFAULT_FIELD_MANAGER
@@ -405,7 +418,7 @@ def run(api, params, check_mode, want_diff):
     entries = validate_entries(params.get("service_entries") or [], owner, namespaces) if present else []
     desired = [desired_object(e, owner) for e in entries]
 
-    dyn = DynamicClient(api)
+    dyn = dyn or DynamicClient(api)
     res = service_entry_resource(dyn)
     live = list_owned(dyn, res, owner, namespaces)
     todo = plan(desired, live, field_manager, prune=params.get("prune", True) or not present)
@@ -419,7 +432,11 @@ def run(api, params, check_mode, want_diff):
                     ", ... %d more" % (len(refs) - 5) if len(refs) > 5 else ""))
                     for ns, refs in missing.items())), field=FIELD)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            conflicts = [c for c in pool.map(lambda o: _unowned_conflict(dyn, res, o, owner), todo["create"]) if c]
+            known = None if all_items is None else dict(
+                (((i.get("metadata") or {}).get("namespace"), (i.get("metadata") or {}).get("name")), i)
+                for i in all_items)
+            conflicts = [c for c in pool.map(lambda o: _unowned_conflict(dyn, res, o, owner, known), todo["create"])
+                         if c]
         if conflicts:
             raise MeshError("%s: %s%s (nothing was written)" % (
                 FIELD, "; ".join(conflicts[:5]), "; ... %d more" % (len(conflicts) - 5) if len(conflicts) > 5 else ""),

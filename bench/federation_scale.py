@@ -1,0 +1,220 @@
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Federation at scale: N services exported over 3 sandbox clusters (service_entry mode).
+
+Measures, in one run, on the local sandbox (3 clusters):
+  first   the first federation (playbooks/federate_clusters.yml): every cluster gets a
+          ServiceEntry for every exported service (N per cluster, 3N in all)
+  noop    the same playbook again (nothing to change)
+  (a)     the same objects applied with one `kubectl apply --server-side` per cluster
+          (the three run at the same time, as the playbook's hosts do), and again (no-op)
+  (b)     a loop of kubernetes.core.k8s tasks over a sample of 100 of those objects,
+          extrapolated to 3N
+and prints the figures and ratios.  Not a test: it prints, it does not assert targets.
+
+    .venv/bin/python bench/federation_scale.py            # N=1000
+    BENCH_SERVICES=300 .venv/bin/python bench/federation_scale.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N = int(os.environ.get("BENCH_SERVICES", "1000"))
+CLUSTERS = ["cluster1", "cluster2", "cluster3"]
+KUBECONFIG = os.path.join(TOP, ".sandbox", "kubeconfig")
+KUBECTL = os.path.join(TOP, ".sandbox", "bin", "kubectl")
+INVENTORY = os.path.join(TOP, "inventories", "sandbox3", "hosts.yml")
+SAMPLE = 100
+NS = "bench"
+OWNER = "meshfed-global"
+
+
+def log(msg):
+    print("[bench] %s" % msg, flush=True)
+
+
+def api(cluster):
+    return config.new_client_from_config(config_file=KUBECONFIG, context=cluster)
+
+
+def sh(argv, **kw):
+    return subprocess.run(argv, cwd=TOP, check=True, **kw)
+
+
+def playbook(path, *args, inventory=INVENTORY):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+    t0 = time.monotonic()
+    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, path]
+                         + list(args), cwd=TOP, env=env, capture_output=True, text=True, check=False)
+    took = time.monotonic() - t0
+    if res.returncode != 0:
+        sys.exit("playbook %s failed:\n%s" % (path, (res.stdout + res.stderr)[-4000:]))
+    stats = json.loads(res.stdout[res.stdout.index("{"):])["stats"]
+    return took, sum(s["changed"] for s in stats.values())
+
+
+def ensure_namespace(core, name):
+    try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    except ApiException as e:
+        if e.status != 409:
+            raise
+
+
+def delete_namespace(core, name):
+    try:
+        core.delete_namespace(name)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+    while True:
+        try:
+            core.read_namespace(name)
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        time.sleep(1)
+
+
+def reset(cluster):
+    """Remove what an earlier run left: owned ServiceEntries, the VIP map, the bench namespaces."""
+    c = api(cluster)
+    co, core = client.CustomObjectsApi(c), client.CoreV1Api(c)
+    for item in co.list_namespaced_custom_object("networking.istio.io", "v1", "istio-system", "serviceentries",
+                                                 label_selector="meshfed.istio/owner=" + OWNER)["items"]:
+        co.delete_namespaced_custom_object("networking.istio.io", "v1", "istio-system", "serviceentries",
+                                           item["metadata"]["name"])
+    try:
+        core.delete_namespaced_config_map("meshfed-global-vips", "istio-system")
+    except ApiException as e:
+        if e.status != 404:
+            raise
+    for ns in (NS, "bench-kubectl", "bench-k8s"):
+        delete_namespace(core, ns)
+
+
+def make_services(cluster, names):
+    core = client.CoreV1Api(api(cluster))
+    ensure_namespace(core, NS)
+
+    def one(name):
+        core.create_namespaced_service(NS, client.V1Service(
+            metadata=client.V1ObjectMeta(name=name),
+            # headless: the sandbox's Service CIDR has fewer addresses than the benchmark's Services
+            spec=client.V1ServiceSpec(selector={"app": name}, cluster_ip="None",
+                                      ports=[client.V1ServicePort(name="http", port=8000, target_port=8080)])))
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, names))
+
+
+def owned_entries(cluster):
+    items = client.CustomObjectsApi(api(cluster)).list_namespaced_custom_object(
+        "networking.istio.io", "v1", "istio-system", "serviceentries",
+        label_selector="meshfed.istio/owner=" + OWNER)["items"]
+    return [{"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+             "metadata": {"name": i["metadata"]["name"], "labels": {"bench": "kubectl"}},
+             "spec": i["spec"]} for i in items]
+
+
+def main():
+    log("sandbox: 3 clusters with Istio's CRDs (istiods stopped during the measurement)")
+    sh([sys.executable, "-m", "tools.sandbox", "up", "--clusters", "3"], stdout=subprocess.DEVNULL)
+    sh([sys.executable, "-m", "tools.sandbox", "istiod"], stdout=subprocess.DEVNULL)
+    sh([sys.executable, "-m", "tools.sandbox", "istiod", "--stop"], stdout=subprocess.DEVNULL)
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(reset, CLUSTERS))
+    names = ["svc-%04d" % i for i in range(N)]
+    log("creating %d Services in namespace %s, spread over %s" % (N, NS, ", ".join(CLUSTERS)))
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda c: make_services(c, names[CLUSTERS.index(c)::3]), CLUSTERS))
+
+    pb = os.path.join(TOP, "playbooks", "federate_clusters.yml")
+    extra = ["-e", "federate_clusters_mode=service_entry", "-e", json.dumps({"mesh_exports": [{"namespace": NS}]})]
+    log("first federation ...")
+    first, changed = playbook(pb, *extra)
+    counts = dict((c, len(owned_entries(c))) for c in CLUSTERS)
+    log("first federation: %.1fs, %d tasks changed, ServiceEntries per cluster: %s" % (first, changed, counts))
+    if any(v != N for v in counts.values()):
+        sys.exit("expected %d ServiceEntries in every cluster, got %s" % (N, counts))
+    log("no-op re-run ...")
+    noop, changed = playbook(pb, *extra)
+    log("no-op re-run: %.1fs, %d tasks changed" % (noop, changed))
+
+    tmp = tempfile.mkdtemp(prefix="meshfed-bench-")
+    files = {}
+    for c in CLUSTERS:
+        files[c] = os.path.join(tmp, "%s.yaml" % c)
+        with open(files[c], "w") as f:
+            yaml.safe_dump_all(owned_entries(c), f)
+        ensure_namespace(client.CoreV1Api(api(c)), "bench-kubectl")
+
+    def kubectl(c):
+        sh([KUBECTL, "--kubeconfig", KUBECONFIG, "--context", c, "apply", "--server-side", "--field-manager",
+            "bench", "-n", "bench-kubectl", "-f", files[c]], stdout=subprocess.DEVNULL)
+    for label in ("(a) kubectl apply --server-side", "(a) again, no-op"):
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(kubectl, CLUSTERS))
+        took = time.monotonic() - t0
+        log("%s, 3 clusters at once: %.1fs" % (label, took))
+        if label.startswith("(a) kubectl"):
+            kubectl_first = took
+        else:
+            kubectl_noop = took
+
+    with open(files["cluster1"]) as f:
+        sample = list(yaml.safe_load_all(f))[:SAMPLE]
+    ensure_namespace(client.CoreV1Api(api("cluster1")), "bench-k8s")
+    loop_pb = os.path.join(tmp, "k8s_loop.yml")
+    with open(loop_pb, "w") as f:
+        yaml.safe_dump([{"name": "kubernetes.core.k8s, one task iteration per object", "hosts": "localhost",
+                         "connection": "local", "gather_facts": False,
+                         "vars": {"ansible_python_interpreter": sys.executable},
+                         "tasks": [{"name": "Apply one ServiceEntry", "kubernetes.core.k8s": {
+                             "kubeconfig": KUBECONFIG, "context": "cluster1", "namespace": "bench-k8s",
+                             "definition": "{{ item }}"}, "loop": sample, "loop_control": {"label": "x"}}]}], f)
+    k8s_sample, dummy = playbook(loop_pb, inventory="localhost,")
+    total = 3 * N
+    k8s_total = k8s_sample * total / len(sample)
+    log("(b) kubernetes.core.k8s loop: %d objects in %.1fs -> %.0fs extrapolated to %d objects"
+        % (len(sample), k8s_sample, k8s_total, total))
+
+    log("cleanup (un-export: the playbook prunes every .global ServiceEntry) ...")
+    prune, dummy = playbook(pb, "-e", "federate_clusters_mode=service_entry", "-e", json.dumps({"mesh_exports": []}))
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(reset, CLUSTERS))
+    sh([sys.executable, "-m", "tools.sandbox", "istiod"], stdout=subprocess.DEVNULL)
+
+    print()
+    print("federation of %d services over %d clusters (%d ServiceEntries), service_entry mode" % (N, 3, total))
+    rows = [
+        ("first federation (playbook)", first),
+        ("no-op re-run (playbook)", noop),
+        ("(a) kubectl apply --server-side, per cluster, concurrent", kubectl_first),
+        ("(a) kubectl apply again (no-op)", kubectl_noop),
+        ("(b) kubernetes.core.k8s loop, extrapolated from %d" % len(sample), k8s_total),
+        ("un-export everything (playbook, prune)", prune),
+    ]
+    for label, secs in rows:
+        print("  %-58s %8.1f s" % (label, secs))
+    print("  ratios: first/(a) = %.2f (target <= 1.5)   no-op/(a) = %.2f (target < 1)   (b)/first = %.1f "
+          "(target >= 20)" % (first / kubectl_first, noop / kubectl_first, k8s_total / first))
+
+
+if __name__ == "__main__":
+    main()
