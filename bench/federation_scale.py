@@ -122,6 +122,27 @@ def make_services(cluster, names):
         list(pool.map(one, names))
 
 
+def settle(timeout=600):
+    """Wait until the controllers are done with what the setup created (one EndpointSlice
+    per Service, no namespace still terminating), so that every measurement below runs
+    on quiet clusters, as the kubectl and k8s-loop ones do."""
+    t0 = time.monotonic()
+    for c in CLUSTERS:
+        want = len(range(CLUSTERS.index(c), N, 3))
+        disc, core = client.DiscoveryV1Api(api(c)), client.CoreV1Api(api(c))
+        while True:
+            slices = len(disc.list_namespaced_endpoint_slice(NS).items)
+            terminating = [n.metadata.name for n in core.list_namespace().items if n.status.phase == "Terminating"]
+            if slices >= want and not terminating:
+                break
+            if time.monotonic() - t0 > timeout:
+                sys.exit("clusters did not settle in %ds (%s: %d/%d EndpointSlices, terminating: %s)"
+                         % (timeout, c, slices, want, terminating))
+            time.sleep(2)
+    time.sleep(5)
+    log("clusters settled in %.0fs" % (time.monotonic() - t0))
+
+
 def owned_entries(cluster):
     items = client.CustomObjectsApi(api(cluster)).list_namespaced_custom_object(
         "networking.istio.io", "v1", "istio-system", "serviceentries",
@@ -143,6 +164,7 @@ def main():
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda c: make_services(c, names[CLUSTERS.index(c)::3]), CLUSTERS))
 
+    settle()
     pb = os.path.join(TOP, "playbooks", "federate_clusters.yml")
     extra = ["-e", "federate_clusters_mode=service_entry", "-e", json.dumps({"mesh_exports": [{"namespace": NS}]})]
     log("first federation ...")

@@ -158,11 +158,19 @@ def check_legacy_form(istio_version):
 
 # --- discovery (API) ------------------------------------------------------------
 
+def _dynamic(api):
+    """A DynamicClient (importing the typed CoreV1Api costs more than a second per module run)."""
+    from kubernetes.dynamic import DynamicClient
+    return DynamicClient(api)
+
+
 def discover(api, exports_spec, label_keys):
     """The Services a cluster exports: one LIST of Services per export entry and one
     LIST of Pods per namespace, whatever the number of Services."""
     from ansible_collections.meshfed.istio.plugins.module_utils._mesh import kube
-    core = kube.k8s_client.CoreV1Api(api)
+    dyn = _dynamic(api)
+    services_res = dyn.resources.get(api_version="v1", kind="Service")
+    pods_res = dyn.resources.get(api_version="v1", kind="Pod")
     pods_by_ns = {}
     found = {}
     for i, spec in enumerate(exports_spec):
@@ -174,20 +182,23 @@ def discover(api, exports_spec, label_keys):
             raise FederationError("mesh_exports[%d]: label_selector %r is not a label selector" % (i, selector),
                                   field="mesh_exports")
         try:
-            services = core.list_namespaced_service(ns, label_selector=selector or None).items
+            services = dyn.get(services_res, namespace=ns, label_selector=selector or None).to_dict()["items"]
             if ns not in pods_by_ns:
-                pods_by_ns[ns] = [p.metadata.labels or {} for p in core.list_namespaced_pod(ns).items]
+                pods_by_ns[ns] = [(p["metadata"].get("labels") or {})
+                                  for p in dyn.get(pods_res, namespace=ns).to_dict()["items"]]
         except kube.ApiException as e:
             raise kube.api_error(e, "listing Services of namespace %s" % ns)
         names = set(spec.get("names") or [])
         for svc in services:
-            if names and svc.metadata.name not in names:
+            name = svc["metadata"]["name"]
+            if names and name not in names:
                 continue
-            sel = svc.spec.selector or {}
+            sel = svc["spec"].get("selector") or {}
             pods = [lbl for lbl in pods_by_ns[ns] if sel and all(lbl.get(k) == v for k, v in sel.items())]
-            found[(ns, svc.metadata.name)] = {
-                "name": svc.metadata.name, "namespace": ns,
-                "ports": [{"name": p.name, "port": p.port, "app_protocol": p.app_protocol} for p in svc.spec.ports or []],
+            found[(ns, name)] = {
+                "name": name, "namespace": ns,
+                "ports": [{"name": p.get("name"), "port": p["port"], "app_protocol": p.get("appProtocol")}
+                          for p in svc["spec"].get("ports") or []],
                 "label_sets": endpoint_labels(pods, label_keys),
             }
     return [found[k] for k in sorted(found)]
@@ -196,10 +207,13 @@ def discover(api, exports_spec, label_keys):
 def cluster_info(api, namespace="istio-system"):
     """What install_istio recorded in ConfigMap meshfed-cluster-info ({} when absent)."""
     from ansible_collections.meshfed.istio.plugins.module_utils._mesh import kube
+    from kubernetes.dynamic.exceptions import NotFoundError
+    dyn = _dynamic(api)
     try:
-        cm = kube.k8s_client.CoreV1Api(api).read_namespaced_config_map("meshfed-cluster-info", namespace)
+        cm = dyn.get(dyn.resources.get(api_version="v1", kind="ConfigMap"), name="meshfed-cluster-info",
+                     namespace=namespace).to_dict()
+    except NotFoundError:
+        return {}
     except kube.ApiException as e:
-        if kube.is_not_found(e):
-            return {}
         raise kube.api_error(e, "reading ConfigMap %s/meshfed-cluster-info" % namespace)
-    return dict(cm.data or {})
+    return dict(cm.get("data") or {})

@@ -60,40 +60,40 @@ def global_gateway(dyn, namespace, wanted, check_mode):
     return "created" if live is None else "updated"
 
 
-def _read_vips(core, namespace):
+def _read_vips(dyn, namespace):
+    res = dyn.resources.get(api_version="v1", kind="ConfigMap")
     try:
-        cm = core.read_namespaced_config_map(VIP_CONFIGMAP, namespace)
+        cm = dyn.get(res, name=VIP_CONFIGMAP, namespace=namespace).to_dict()
+    except service_entry.NotFoundError:
+        return None, {}
     except kube.ApiException as e:
-        if kube.is_not_found(e):
-            return None, {}
         raise kube.api_error(e, "reading ConfigMap %s/%s" % (namespace, VIP_CONFIGMAP))
-    return cm, vip.parse_persisted(cm.data or {}, field="vip_cidr",
+    return cm, vip.parse_persisted(cm.get("data") or {}, field="vip_cidr",
                                    what="ConfigMap %s/%s" % (namespace, VIP_CONFIGMAP))
 
 
-def _write_vips(core, namespace, existing, data):
-    k = kube.k8s_client
-    body = k.V1ConfigMap(metadata=k.V1ObjectMeta(name=VIP_CONFIGMAP, namespace=namespace,
-                                                 labels={"app.kubernetes.io/managed-by": "meshfed.istio"}),
-                         data=data)
+def _write_vips(dyn, namespace, existing, data):
+    res = dyn.resources.get(api_version="v1", kind="ConfigMap")
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": VIP_CONFIGMAP, "namespace": namespace, "labels": dict(MANAGED_BY)},
+            "data": data}
     try:
         if existing is None:
-            core.create_namespaced_config_map(namespace, body)
+            dyn.create(res, body=body, namespace=namespace, serialize=False)
         else:
-            body.metadata.resource_version = existing.metadata.resource_version
-            core.replace_namespaced_config_map(VIP_CONFIGMAP, namespace, body)
+            body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+            dyn.replace(res, body=body, name=VIP_CONFIGMAP, namespace=namespace, serialize=False)
     except kube.ApiException as e:
         raise kube.api_error(e, "writing ConfigMap %s/%s" % (namespace, VIP_CONFIGMAP))
 
 
 def run(params, check_mode, want_diff):
     api = kube.api_client(params)
-    core = kube.k8s_client.CoreV1Api(api)
+    dyn = service_entry.DynamicClient(api)
     cluster, ns, owner = params["cluster_name"], params["namespace"], params["owner"]
     hosts = federation.wanted_hosts(cluster, params["exports"])
 
-    cm, previous = _read_vips(core, ns)
-    dyn = service_entry.DynamicClient(api)
+    cm, previous = _read_vips(dyn, ns)
     res = service_entry.service_entry_resource(dyn)
     try:
         everything = dyn.get(res).to_dict().get("items") or []
@@ -107,7 +107,7 @@ def run(params, check_mode, want_diff):
     vips_changed = new_data != vip.to_configmap_data(previous)
     if vips_changed and not check_mode:
         # persisted first: an interrupted run keeps the allocation it handed out
-        _write_vips(core, ns, cm, new_data)
+        _write_vips(dyn, ns, cm, new_data)
     result = service_entry.run(api, {
         "owner": owner, "service_entries": entries, "namespaces": [ns], "prune": params["prune"],
         "field_manager": params.get("field_manager"), "workers": params["workers"], "state": "present",

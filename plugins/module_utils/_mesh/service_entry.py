@@ -335,13 +335,17 @@ def list_owned(dyn, res, owner, namespaces=None):
     return items
 
 
-def existing_namespaces(api, names):
-    """The subset of ``names`` that exist.  Namespaces we may not read (403) count as existing."""
-    core = kube.k8s_client.CoreV1Api(api)
+def existing_namespaces(dyn, names):
+    """The subset of ``names`` that exist.  Namespaces we may not read (403) count as existing.
+
+    Through the dynamic client: importing the typed CoreV1Api costs more than a second."""
+    res = dyn.resources.get(api_version="v1", kind="Namespace")
     out = set()
     for ns in sorted(set(names)):
         try:
-            core.read_namespace(ns)
+            dyn.get(res, name=ns, serialize=False)
+        except NotFoundError:
+            continue
         except kube.ApiException as e:
             if kube.is_not_found(e):
                 continue
@@ -424,7 +428,7 @@ def run(api, params, check_mode, want_diff, all_items=None, dyn=None):
     todo = plan(desired, live, field_manager, prune=params.get("prune", True) or not present)
 
     if todo["create"]:
-        missing = missing_namespaces(todo["create"], existing_namespaces(api, [
+        missing = missing_namespaces(todo["create"], existing_namespaces(dyn, [
             o["metadata"]["namespace"] for o in todo["create"]]))
         if missing:
             raise MeshError("%s: namespace(s) do not exist: %s; create them first (nothing was written)" % (

@@ -14,7 +14,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from test_multi_primary import INVENTORY, REPO_ROOT, changed_tasks, failure_messages, playbook  # noqa: E402
+from playbook_runner import INVENTORY, REPO_ROOT, changed_tasks, failure_messages, playbook
 
 pytestmark = pytest.mark.sandbox
 NS = "bar"

@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 import sys
 import urllib.request
 
@@ -18,44 +17,12 @@ import yaml
 from kubernetes import client, config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sandbox"))
 from sandbox_helpers import wait_for  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runner import INVENTORY, REPO_ROOT, changed_tasks, failure_messages, playbook  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.sandbox
-INVENTORY = os.path.join(REPO_ROOT, "inventories", "sandbox", "hosts.yml")
 READER = "system:serviceaccount:istio-system:meshfed-istio-reader"
-
-
-def playbook(name, *args, inventory=INVENTORY):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
-                          os.path.join(REPO_ROOT, "playbooks", name)] + list(args),
-                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
-    try:
-        data = json.loads(res.stdout[res.stdout.index("{"):])
-    except ValueError:
-        data = {}
-    return res.returncode, data, res.stdout + res.stderr
-
-
-def changed_tasks(data):
-    return ["%s on %s" % (t["task"]["name"], h) for p in data.get("plays", []) for t in p["tasks"]
-            for h, r in t["hosts"].items() if r.get("changed")]
-
-
-def failure_messages(data):
-    """msg of every failed task result, loop items included."""
-    out = []
-    for play in data.get("plays", []):
-        for task in play["tasks"]:
-            for r in task["hosts"].values():
-                if r.get("failed"):
-                    out.append(r.get("msg", ""))
-                    out.extend(i.get("msg", "") for i in r.get("results", []) if i.get("failed"))
-    return out
 
 
 def remote_client(sandbox, target, source):

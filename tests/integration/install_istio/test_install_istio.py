@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
@@ -25,50 +24,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sandbox"))
 from sandbox_helpers import wait_for  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runner import changed_tasks, failure_messages  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runner import playbook as run_playbook  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.sandbox
 INVENTORY = os.path.join(REPO_ROOT, "inventories", "sandbox", "hosts.yml")
-PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "install_istio.yml")
 CA_DIR = os.path.join(REPO_ROOT, ".sandbox", "ca")
 CLUSTERS = {"cluster1": "network1", "cluster2": "network2"}
 
 
 def playbook(*args, inventory=INVENTORY):
-    """Run the playbook with the json callback; (returncode, parsed output, raw text)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
-                          PLAYBOOK] + list(args), cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                         check=False)
-    try:
-        data = json.loads(res.stdout[res.stdout.index("{"):])
-    except ValueError:
-        data = {}
-    return res.returncode, data, res.stdout + res.stderr
-
-
-def changed_tasks(data):
-    """['task name on host', ...] of every task that reported changed."""
-    out = []
-    for play in data.get("plays", []):
-        for task in play["tasks"]:
-            for host, r in task["hosts"].items():
-                if r.get("changed"):
-                    out.append("%s on %s" % (task["task"]["name"], host))
-    return out
-
-
-def failure_messages(data):
-    """msg of every failed task result, loop items included."""
-    out = []
-    for play in data.get("plays", []):
-        for task in play["tasks"]:
-            for r in task["hosts"].values():
-                if r.get("failed"):
-                    out.append(r.get("msg", ""))
-                    out.extend(i.get("msg", "") for i in r.get("results", []) if i.get("failed"))
-    return out
+    return run_playbook("install_istio.yml", *args, inventory=inventory)
 
 
 def api(sandbox, cluster):

@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run the collection's playbooks against the sandbox and read their results (json callback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INVENTORY = os.path.join(REPO_ROOT, "inventories", "sandbox", "hosts.yml")
+
+
+def playbook(name, *args, inventory=INVENTORY):
+    """Run playbooks/<name>; (returncode, parsed json callback output, raw text)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
+                          os.path.join(REPO_ROOT, "playbooks", name)] + list(args),
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+    try:
+        data = json.loads(res.stdout[res.stdout.index("{"):])
+    except ValueError:
+        data = {}
+    return res.returncode, data, res.stdout + res.stderr
+
+
+def changed_tasks(data):
+    """['task name on host', ...] of every task result that reported changed."""
+    return ["%s on %s" % (t["task"]["name"], h) for p in data.get("plays", []) for t in p["tasks"]
+            for h, r in t["hosts"].items() if r.get("changed")]
+
+
+def failure_messages(data):
+    """msg of every failed task result, loop items included."""
+    out = []
+    for play in data.get("plays", []):
+        for task in play["tasks"]:
+            for r in task["hosts"].values():
+                if r.get("failed"):
+                    out.append(r.get("msg", ""))
+                    out.extend(i.get("msg", "") for i in r.get("results", []) if i.get("failed"))
+    return out
