@@ -48,8 +48,9 @@ sandbox-istiod: ## run one real istiod (pilot-discovery) per sandbox cluster, ou
 
 demo: venv ## bring the sandbox up and run the main job (playbooks/site.yml) on it, then print a summary
 	@python3 -m tools.sandbox up --clusters $(SANDBOX_CLUSTERS)
-	@python3 -m tools.sandbox istiod
 	@time ansible-playbook -i inventories/sandbox playbooks/site.yml
+	@# the sandbox's real istiods read the cacerts Secret when they start: (re)start them now
+	@python3 -m tools.sandbox istiod --restart
 
 clean: ## remove local build outputs (not the sandbox binary cache)
 	rm -rf .build tests/output
