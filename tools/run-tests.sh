@@ -61,6 +61,8 @@ run_integration() {
   local scenario
   for scenario in molecule/*/molecule.yml; do
     scenario=$(basename "$(dirname "$scenario")")
+    # forget state of earlier runs (kept under ~/.cache/molecule), so prepare runs again
+    molecule reset -s "$scenario" >/dev/null
     molecule test -s "$scenario"
   done
   banner "integration: playbooks against the sandbox (pytest)"

@@ -113,7 +113,9 @@ options:
     type: dict
     default: {}
   readiness_timeout:
-    description: Seconds C(istioctl install) waits for the control plane and gateways to be ready.
+    description:
+      - Seconds C(istioctl install) waits for the control plane and gateways to be ready, and, with
+        O(state=absent), seconds to wait until the removed objects are gone (the error names what is left).
     type: int
     default: 300
 notes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import istio, kube
@@ -183,6 +184,19 @@ def preflight(params, run_command):
     return ctl, api, {"version": version, "kubernetes_version": k8s_version}
 
 
+def wait_gone(dyn, revision, purge, timeout):
+    """istioctl uninstall returns once the deletes are issued: wait until the objects are gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = installed_objects(dyn, revision, purge)
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise InstallError("uninstall: still present after %ds: %s"
+                               % (timeout, ", ".join(istio.ref_str(o) for o in left)), field="readiness_timeout")
+        time.sleep(1)
+
+
 def run(params, run_command, check_mode, want_diff):
     ctl, api, facts = preflight(params, run_command)
     version, k8s_version = facts["version"], facts["kubernetes_version"]
@@ -199,6 +213,7 @@ def run(params, run_command, check_mode, want_diff):
             if not check_mode:
                 args = ["uninstall", "-y"] + (["--purge"] if params.get("purge") else ["--revision", revision or "default"])
                 result["output"] = ctl.run(args, "uninstall")
+                wait_gone(dyn, revision, params.get("purge"), params["readiness_timeout"])
         return result
 
     iop = istio.render_iop(params)

@@ -228,3 +228,36 @@ def test_uninstall_removes_then_reinstall_works(sandbox, installed):
     assert rc == 0, raw[-3000:]
     test_istiod_and_gateways_ready(sandbox, installed)
     test_cacerts_hold_the_intermediate_and_the_shared_root(sandbox, installed)
+
+
+def adhoc(module, args, *extra):
+    """Run one module on localhost (ansible ad-hoc, json output); (rc, result)."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-m", module,
+                          "-a", json.dumps(args)] + list(extra), cwd=REPO_ROOT, env=env, capture_output=True,
+                         text=True, check=False)
+    data = json.loads(res.stdout[res.stdout.index("{"):])
+    return res.returncode, data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def test_canary_revision_beside_the_default_then_removed(sandbox, installed):
+    """Upgrade by revision: a second control plane beside the first, then the old one's removal path."""
+    base = {"istioctl": os.path.join(REPO_ROOT, ".sandbox", "bin", "istioctl"), "istio_version": "1.31",
+            "kubeconfig": sandbox.kubeconfig, "context": "cluster1", "mesh_id": "mesh1",
+            "cluster_name": "cluster1", "network": "network1", "revision": "canary",
+            "components": {"ingress_gateway": False}}
+    apps = client.AppsV1Api(api(sandbox, "cluster1"))
+    rc, r = adhoc("meshfed.istio.istioctl_install", base)
+    assert rc == 0 and r["changed"] and r["revision"] == "canary", r
+    names = [d.metadata.name for d in apps.list_namespaced_deployment("istio-system").items]
+    assert "istiod-canary" in names and "istiod" in names, names
+    rc, r = adhoc("meshfed.istio.istioctl_install", base)
+    assert rc == 0 and not r["changed"], r.get("objects")
+    rc, r = adhoc("meshfed.istio.istioctl_install", dict(base, state="absent"))
+    assert rc == 0 and r["changed"], r
+    names = [d.metadata.name for d in apps.list_namespaced_deployment("istio-system").items]
+    assert "istiod-canary" not in names and "istiod" in names, names
+    rc, r = adhoc("meshfed.istio.istioctl_install", dict(base, state="absent"))
+    assert rc == 0 and not r["changed"], r
