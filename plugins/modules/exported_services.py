@@ -57,6 +57,13 @@ options:
     description: Namespace of ConfigMap C(meshfed-cluster-info), read for RV(cluster_info).
     type: str
     default: istio-system
+  global_form:
+    description:
+      - Form of the C(.global) model the exports are for. V(legacy), the literal Istio 1.6 form, needs istiocoredns
+        and is refused when the Istio version recorded in C(meshfed-cluster-info) is 1.8.6 or newer.
+    type: str
+    choices: [current, legacy]
+    default: current
 """
 
 EXAMPLES = r"""
@@ -115,6 +122,7 @@ def main():
         )),
         label_keys=dict(type="list", elements="str", default=["version"], no_log=False),
         info_namespace=dict(type="str", default="istio-system"),
+        global_form=dict(type="str", default="current", choices=["current", "legacy"]),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not kube.HAS_KUBERNETES:
@@ -123,6 +131,8 @@ def main():
         api = kube.api_client(module.params)
         services = federation.discover(api, module.params["exports"], module.params["label_keys"])
         info = federation.cluster_info(api, module.params["info_namespace"])
+        if module.params["global_form"] == "legacy":
+            federation.check_legacy_form(info.get("istioVersion"))
     except MeshError as e:
         module.fail_json(msg=str(e), field=e.field, **e.result)
     module.exit_json(changed=False, services=services, cluster_info=info)

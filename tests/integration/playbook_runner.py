@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+
+import yaml
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(REPO_ROOT, "inventories", "sandbox", "hosts.yml")
@@ -45,3 +48,25 @@ def failure_messages(data):
                     out.append(r.get("msg", ""))
                     out.extend(i.get("msg", "") for i in r.get("results", []) if i.get("failed"))
     return out
+
+
+class InventoryCopy(object):
+    """A changed copy of the sandbox inventory, at the same depth below the checkout
+    (its paths are relative to inventory_dir); ``remove()`` deletes it."""
+
+    def __init__(self, tmp_path):
+        self.dir = os.path.join(REPO_ROOT, "inventories", "_test_" + tmp_path.name)
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "hosts.yml")
+
+    def write(self, mutate):
+        """``mutate(group)`` changes group mesh_clusters (its 'vars' and 'hosts'); returns the path."""
+        with open(INVENTORY) as f:
+            inv = yaml.safe_load(f)
+        mutate(inv["all"]["children"]["mesh_clusters"])
+        with open(self.path, "w") as f:
+            yaml.safe_dump(inv, f)
+        return self.path
+
+    def remove(self):
+        shutil.rmtree(self.dir)

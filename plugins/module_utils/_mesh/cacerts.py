@@ -19,7 +19,7 @@ import os
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca, files, kube
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import CAError
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "meshfed.istio"}
+MANAGED_BY = kube.MANAGED_BY
 ISTIOD_SELECTOR = "app=istiod"
 
 

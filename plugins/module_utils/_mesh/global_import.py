@@ -19,7 +19,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils._mesh import federat
 
 VIP_CONFIGMAP = "meshfed-global-vips"
 GLOBAL_GATEWAY = "meshfed-global-gateway"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "meshfed.istio"}
+MANAGED_BY = kube.MANAGED_BY
 
 
 def global_gateway_object(namespace):

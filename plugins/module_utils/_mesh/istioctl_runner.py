@@ -134,13 +134,10 @@ def compare_object(dyn, obj):
             "after": dict((f, "<hidden>" if secret else _short(_value_at(after, f))) for f in fields)}
 
 
-def leftovers(dyn, wanted_refs, iop, version):
-    """Objects of an earlier install that `istioctl install` would prune: those its
-    prune selector matches (istio.prune_selector) and the manifest no longer has."""
-    selector = istio.prune_selector(iop, version)
-    wanted = set((r["kind"], r["namespace"], r["name"]) for r in wanted_refs)
+def labelled_objects(dyn, selector, kinds):
+    """Refs of the objects of ``kinds`` ((api_version, kind) pairs) that ``selector`` matches, cluster-wide."""
     out = []
-    for api_version, kind in PRUNE_KINDS:
+    for api_version, kind in kinds:
         res = dyn.resources.get(api_version=api_version, kind=kind)
         try:
             items = dyn.get(res, label_selector=selector).to_dict().get("items", [])
@@ -148,23 +145,23 @@ def leftovers(dyn, wanted_refs, iop, version):
             raise kube.api_error(e, "listing %s objects labelled %s" % (kind, selector))
         for item in items:
             m = item["metadata"]
-            if (kind, m.get("namespace"), m["name"]) not in wanted:
-                out.append({"kind": kind, "namespace": m.get("namespace"), "name": m["name"],
-                            "api_version": api_version})
+            out.append({"kind": kind, "namespace": m.get("namespace"), "name": m["name"], "api_version": api_version})
     return out
+
+
+def leftovers(dyn, wanted_refs, iop, version):
+    """Objects of an earlier install that `istioctl install` would prune: those its
+    prune selector matches (istio.prune_selector) and the manifest no longer has."""
+    wanted = set((r["kind"], r["namespace"], r["name"]) for r in wanted_refs)
+    return [o for o in labelled_objects(dyn, istio.prune_selector(iop, version), PRUNE_KINDS)
+            if (o["kind"], o["namespace"], o["name"]) not in wanted]
 
 
 def installed_objects(dyn, revision, purge):
     """Deployments (and Services) an install of ``revision`` (or any, with purge) left in the cluster."""
     selector = istio.COMPONENT_LABEL if purge else "%s,%s=%s" % (
         istio.COMPONENT_LABEL, istio.REVISION_LABEL, revision or "default")
-    out = []
-    for api_version, kind in PRUNE_KINDS[:2]:
-        res = dyn.resources.get(api_version=api_version, kind=kind)
-        for item in dyn.get(res, label_selector=selector).to_dict().get("items", []):
-            m = item["metadata"]
-            out.append({"kind": kind, "namespace": m.get("namespace"), "name": m["name"], "api_version": api_version})
-    return out
+    return labelled_objects(dyn, selector, PRUNE_KINDS[:2])
 
 
 def preflight(params, run_command):

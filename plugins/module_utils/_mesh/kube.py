@@ -40,6 +40,9 @@ else:
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
 
+# Label on every object this collection creates outside istioctl's own install.
+MANAGED_BY = {"app.kubernetes.io/managed-by": "meshfed.istio"}
+
 AUTH_ARG_SPEC = dict(
     kubeconfig=dict(type="path", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
     context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),

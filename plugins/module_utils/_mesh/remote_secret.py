@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
 
 MULTICLUSTER_LABEL = "istio/multiCluster"
 CLUSTER_ANNOTATION = "networking.istio.io/cluster"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "meshfed.istio"}
+MANAGED_BY = kube.MANAGED_BY
 READ = ["get", "list", "watch"]
 
 # What istiod reads in a remote cluster, read-only.  Istio's own

@@ -6,15 +6,12 @@
 from __future__ import annotations
 
 import ipaddress
-import os
-import shutil
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from playbook_runner import INVENTORY, REPO_ROOT, changed_tasks, failure_messages, playbook
+from playbook_runner import InventoryCopy, changed_tasks, failure_messages, playbook
 
 pytestmark = pytest.mark.sandbox
 NS = "bar"
@@ -67,27 +64,15 @@ def make_service(sandbox, cluster, name, port, version):
                                   ports=[client.V1ServicePort(port=port, name="http", target_port=80)])))
 
 
-class Inventory(object):
-    """A changed copy of the sandbox inventory at the same depth below the checkout."""
+class Inventory(InventoryCopy):
+    """The sandbox inventory in service_entry mode with the given exports."""
 
-    def __init__(self, tmp_path):
-        self.dir = os.path.join(REPO_ROOT, "inventories", "_test_" + tmp_path.name)
-        os.makedirs(self.dir)
-        self.path = os.path.join(self.dir, "hosts.yml")
-
-    def write(self, exports, **group_vars):
-        with open(INVENTORY) as f:
-            inv = yaml.safe_load(f)
-        group = inv["all"]["children"]["mesh_clusters"]
-        group["vars"].update(federate_clusters_mode="service_entry", **group_vars)
-        for host, ex in exports.items():
-            group["hosts"][host]["mesh_exports"] = ex
-        with open(self.path, "w") as f:
-            yaml.safe_dump(inv, f)
-        return self.path
-
-    def remove(self):
-        shutil.rmtree(self.dir)
+    def write_exports(self, exports, **group_vars):
+        def mutate(group):
+            group["vars"].update(federate_clusters_mode="service_entry", **group_vars)
+            for host, ex in exports.items():
+                group["hosts"][host]["mesh_exports"] = ex
+        return super().write(mutate)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +111,7 @@ EXPORT_HTTPBIN = {"cluster2": [{"namespace": NS, "names": ["httpbin", "other"]}]
 
 
 def test_four_passes(sandbox, exported):
-    path = exported.write(EXPORT_HTTPBIN)
+    path = exported.write_exports(EXPORT_HTTPBIN)
     results = [playbook("federate_clusters.yml", *args, inventory=path)
                for args in (["--check"], [], ["--check"], [])]
     for rc, data, raw in results:
@@ -178,7 +163,7 @@ def test_schema_rejects_a_bad_entry(sandbox, exported):
 def test_conflicting_ports_refused_before_any_change(sandbox, exported):
     make_service(sandbox, "cluster1", "httpbin", 9999, "v2")
     try:
-        path = exported.write({"cluster1": [{"namespace": NS, "names": ["httpbin"]}], **EXPORT_HTTPBIN})
+        path = exported.write_exports({"cluster1": [{"namespace": NS, "names": ["httpbin"]}], **EXPORT_HTTPBIN})
         before = objects(sandbox)
         rc, data, raw = playbook("federate_clusters.yml", inventory=path)
         assert rc != 0
@@ -192,7 +177,7 @@ def test_conflicting_ports_refused_before_any_change(sandbox, exported):
 
 
 def test_exhausted_vip_range_refused_before_any_change(sandbox, exported):
-    path = exported.write(EXPORT_HTTPBIN, federate_clusters_vip_cidr="240.240.0.0/31")
+    path = exported.write_exports(EXPORT_HTTPBIN, federate_clusters_vip_cidr="240.240.0.0/31")
     before = objects(sandbox)
     rc, data, raw = playbook("federate_clusters.yml", inventory=path)
     assert rc != 0
@@ -201,7 +186,7 @@ def test_exhausted_vip_range_refused_before_any_change(sandbox, exported):
 
 
 def test_removing_an_export_prunes_it_everywhere(sandbox, exported):
-    path = exported.write({"cluster2": [{"namespace": NS, "names": ["other"]}]})
+    path = exported.write_exports({"cluster2": [{"namespace": NS, "names": ["other"]}]})
     rc, data, raw = playbook("federate_clusters.yml", inventory=path)
     assert rc == 0, raw[-3000:]
     for cluster in ("cluster1", "cluster2"):

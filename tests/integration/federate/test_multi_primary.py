@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import sys
 import urllib.request
 
@@ -19,7 +18,7 @@ from kubernetes import client, config
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sandbox"))
 from sandbox_helpers import wait_for  # noqa: E402  pylint: disable=wrong-import-position
-from playbook_runner import INVENTORY, REPO_ROOT, changed_tasks, failure_messages, playbook  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runner import InventoryCopy, changed_tasks, failure_messages, playbook  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.sandbox
 READER = "system:serviceaccount:istio-system:meshfed-istio-reader"
@@ -123,15 +122,9 @@ def test_second_run_and_check_mode_change_nothing(federated):
 
 
 def test_unreachable_remote_api_is_refused_before_writing(sandbox, federated, tmp_path):
-    with open(INVENTORY) as f:
-        inv = yaml.safe_load(f)
-    inv["all"]["children"]["mesh_clusters"]["hosts"]["cluster2"]["mesh_api_server"] = "https://127.0.0.1:1"
-    target = os.path.join(REPO_ROOT, "inventories", "_test_" + tmp_path.name)
-    os.makedirs(target)
+    inv = InventoryCopy(tmp_path)
     try:
-        path = os.path.join(target, "hosts.yml")
-        with open(path, "w") as f:
-            yaml.safe_dump(inv, f)
+        path = inv.write(lambda g: g["hosts"]["cluster2"].update(mesh_api_server="https://127.0.0.1:1"))
         before = client.CoreV1Api(sandbox.api_client("cluster1")).read_namespaced_secret(
             "istio-remote-secret-cluster2", "istio-system").metadata.resource_version
         rc, data, raw = playbook("federate_clusters.yml", inventory=path)
@@ -141,4 +134,4 @@ def test_unreachable_remote_api_is_refused_before_writing(sandbox, federated, tm
             "istio-remote-secret-cluster2", "istio-system").metadata.resource_version
         assert before == after
     finally:
-        shutil.rmtree(target)
+        inv.remove()

@@ -12,11 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import sys
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -24,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sandbox"))
 from sandbox_helpers import wait_for  # noqa: E402  pylint: disable=wrong-import-position
-from playbook_runner import changed_tasks, failure_messages  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runner import InventoryCopy, changed_tasks, failure_messages  # noqa: E402  pylint: disable=wrong-import-position
 from playbook_runner import playbook as run_playbook  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.sandbox
@@ -172,20 +170,6 @@ def test_sandbox_istiod_publishes_our_root(sandbox, installed):
         wait_for(published, timeout=90, what="%s: istio-ca-root-cert in namespace default to hold our root" % cluster)
 
 
-def write_inventory(tmp_path, mutate):
-    """A changed copy of the sandbox inventory, at the same depth below the checkout
-    (its paths are relative to inventory_dir)."""
-    with open(INVENTORY) as f:
-        inv = yaml.safe_load(f)
-    mutate(inv["all"]["children"]["mesh_clusters"]["hosts"])
-    target = os.path.join(REPO_ROOT, "inventories", "_test_" + tmp_path.name)
-    os.makedirs(target)
-    path = os.path.join(target, "hosts.yml")
-    with open(path, "w") as f:
-        yaml.safe_dump(inv, f)
-    return target, path
-
-
 @pytest.mark.parametrize("case, mutate, extra, expect", [
     ("missing context", lambda h: h["cluster2"].update(mesh_context="no-such-context"), [],
      "no-such-context"),
@@ -195,7 +179,8 @@ def write_inventory(tmp_path, mutate):
      "istioctl is version 1.31-dev but istio_version 1.30 was requested"),
 ])
 def test_bad_input_fails_before_any_change(sandbox, installed, tmp_path, case, mutate, extra, expect):
-    target, inv = write_inventory(tmp_path, mutate)
+    copy = InventoryCopy(tmp_path)
+    inv = copy.write(lambda group: mutate(group["hosts"]))
     fresh_ca = str(tmp_path / "ca-must-not-exist")
     try:
         before = snapshot(sandbox)
@@ -206,7 +191,7 @@ def test_bad_input_fails_before_any_change(sandbox, installed, tmp_path, case, m
         assert not os.path.exists(fresh_ca), case
         assert snapshot(sandbox) == before, case
     finally:
-        shutil.rmtree(target)
+        copy.remove()
 
 
 def test_uninstall_removes_then_reinstall_works(sandbox, installed):
