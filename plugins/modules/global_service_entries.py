@@ -21,8 +21,13 @@ description:
   - Each host gets a VIP from O(vip_cidr), allocated deterministically, persisted in ConfigMap
     C(meshfed-global-vips) (stable across runs and across added or removed services), unique in the cluster
     and never one that a ServiceEntry not managed here uses.
-  - All ServiceEntries are reconciled in one pass (list once, diff, server-side apply what differs in parallel,
-    delete what is no longer exported); see M(meshfed.istio.service_entry).
+  - Every host also gets a DestinationRule (O(destination_rules)) with Istio mutual TLS, which the east-west
+    gateway needs to pass the connection through by SNI, and one subset per distinct endpoint label set
+    (C(version=v2) makes subset C(v2)); O(routes) adds a VirtualService that splits the host's traffic over its
+    subsets by weight.
+  - Each kind is reconciled in one pass (list once, diff, server-side apply what differs in parallel,
+    delete what is no longer exported); see M(meshfed.istio.service_entry). Routes are checked before anything
+    is written.
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
@@ -94,12 +99,28 @@ options:
         C(AUTO_PASSTHROUGH) on 15443). Needed where the cluster exports services; removed (when it is ours) otherwise.
     type: bool
     default: false
+  destination_rules:
+    description:
+      - Write a DestinationRule per C(.global) host (C(ISTIO_MUTUAL), a subset per endpoint label set).
+      - Turn off only where you manage DestinationRules for these hosts yourself; those written here before
+        are then removed (with O(prune)).
+    type: bool
+    default: true
+  routes:
+    description:
+      - Weighted routing over the subsets of C(.global) hosts, a mapping of host to a mapping of subset
+        name to weight; the weights of a host are integers that add up to 100.
+      - Each host gets a VirtualService with an C(http) route (HTTP, HTTP2, gRPC ports) and/or a C(tcp) route
+        (other ports). Hosts with only TLS ports are refused.
+      - Hosts left out get no VirtualService (one written before is removed, with O(prune)).
+    type: dict
+    default: {}
   owner:
-    description: Value of label C(meshfed.istio/owner) of the ServiceEntries managed here.
+    description: Value of label C(meshfed.istio/owner) of the objects managed here.
     type: str
     default: meshfed-global
   prune:
-    description: Delete owned ServiceEntries of hosts no longer exported.
+    description: Delete owned ServiceEntries, DestinationRules and VirtualServices no longer wanted.
     type: bool
     default: true
   workers:
@@ -127,6 +148,19 @@ EXAMPLES = r"""
         name: httpbin
         namespace: bar
         ports: [{name: http, port: 8000}]
+
+- name: helloworld v1 in cluster1 and v2 in cluster2, 90/10 from everywhere
+  meshfed.istio.global_service_entries:
+    context: "{{ item }}"
+    cluster_name: "{{ item }}"
+    exports:
+      - {cluster: cluster1, network: network1, gateway: 203.0.113.6, name: helloworld, namespace: sample,
+         ports: [{name: http, port: 5000}], label_sets: [{version: v1}]}
+      - {cluster: cluster2, network: network2, gateway: 203.0.113.7, name: helloworld, namespace: sample,
+         ports: [{name: http, port: 5000}], label_sets: [{version: v2}]}
+    routes:
+      helloworld.sample.global: {v1: 90, v2: 10}
+  loop: [cluster1, cluster2]
 """
 
 RETURN = r"""
@@ -168,6 +202,17 @@ counts:
   description: Number of each.
   returned: always
   type: dict
+destination_rules:
+  description: The DestinationRules, as for the ServiceEntries (C(changed), C(created), C(updated), C(deleted),
+    C(unchanged), C(counts)).
+  returned: always
+  type: dict
+  sample: {changed: true, created: [istio-system/global-httpbin-bar], updated: [], deleted: [], unchanged: [],
+           counts: {created: 1, updated: 0, deleted: 0, unchanged: 0}}
+virtual_services:
+  description: The VirtualServices, likewise.
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -193,6 +238,8 @@ def main():
         vip_cidr=dict(type="str", default="240.240.0.0/16"),
         via_egress=dict(type="bool", default=False),
         global_gateway=dict(type="bool", default=False),
+        destination_rules=dict(type="bool", default=True),
+        routes=dict(type="dict", default={}),
         owner=dict(type="str", default="meshfed-global"),
         prune=dict(type="bool", default=True),
         workers=dict(type="int", default=8),

@@ -24,8 +24,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)  # for `tools.sandbox` (state file layout, port plan, pinned versions)
 HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)  # for playbook_runner
+for _path in (HERE, os.path.join(HERE, "sandbox")):  # for playbook_runner and sandbox_helpers
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 
 @dataclasses.dataclass

@@ -156,6 +156,117 @@ def check_legacy_form(istio_version):
             field="federate_clusters_global_form")
 
 
+# --- DestinationRules and VirtualServices of the .global hosts --------------------
+
+TLS_PORT_PROTOCOLS = ("HTTPS", "TLS")
+HTTP_PORT_PROTOCOLS = ("HTTP", "HTTP2", "GRPC", "GRPC-WEB")
+SUBSET_INVALID = re.compile(r"[^a-z0-9-]+")
+
+
+def subset_name(labels):
+    """Subset name of an endpoint label set: its values in key order, joined by '-'
+    (``{"version": "v2"}`` -> ``v2``), as a DNS-1123 label."""
+    raw = "-".join(str(labels[k]) for k in sorted(labels)).lower()
+    return SUBSET_INVALID.sub("-", raw).strip("-")[:63].strip("-") or "default"
+
+
+def host_subsets(items):
+    """[{"name", "labels"}] of the distinct non-empty label sets of one host's exports;
+    fails when two different sets get the same subset name."""
+    by_name = {}
+    for e in items:
+        for labels in e.get("label_sets") or []:
+            if not labels:
+                continue
+            name = subset_name(labels)
+            if by_name.setdefault(name, dict(labels)) != dict(labels):
+                raise FederationError(
+                    "%s: endpoint label sets %r and %r both make subset %r; choose label keys "
+                    "(federate_clusters_endpoint_label_keys) whose values tell the versions apart"
+                    % (global_host(e["name"], e["namespace"]), by_name[name], dict(labels), name),
+                    field="label_keys")
+    return [{"name": n, "labels": by_name[n]} for n in sorted(by_name)]
+
+
+def global_destination_rules(exports, namespace="istio-system"):
+    """One DestinationRule per `.global` host: Istio mutual TLS to the endpoints (the
+    east-west gateway passes the connection through by its SNI, which only an Istio mTLS
+    client sends; the Istio 1.6 setup had one for ``*.global``), and one subset per
+    distinct endpoint label set, for versioned routing."""
+    out = []
+    for host, items in sorted(index_exports(exports).items()):
+        spec = {"host": host, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
+        subsets = host_subsets(items)
+        if subsets:
+            spec["subsets"] = subsets
+        name = entry_name(items[0]["name"], items[0]["namespace"])
+        out.append({"name": name, "namespace": namespace, "spec": spec,
+                    "labels": {"meshfed.istio/global-host": name[:63]}})
+    return out
+
+
+def _route_error(host, msg):
+    raise FederationError("routes[%s]: %s" % (host, msg), field="routes")
+
+
+def validate_routes(routes, exports):
+    """``routes``: {host: {subset: weight}}; every host exported, every subset one of the
+    host's, weights integers 0-100 adding up to 100.  Returns {host: [(subset, weight)]}."""
+    if not routes:
+        return {}
+    if not isinstance(routes, dict):
+        raise FederationError("routes: must be a mapping of .global host to {subset: weight}, got %s"
+                              % type(routes).__name__, field="routes")
+    by_host = index_exports(exports)
+    out = {}
+    for host in sorted(routes):
+        weights = routes[host]
+        if host not in by_host:
+            _route_error(host, "is not an exported host (exported: %s)" % (", ".join(sorted(by_host)) or "none"))
+        if not isinstance(weights, dict) or not weights:
+            _route_error(host, "must map subset names to weights, got %r" % (weights,))
+        known = [s["name"] for s in host_subsets(by_host[host])]
+        pairs = []
+        for subset in sorted(weights):
+            w = weights[subset]
+            if subset not in known:
+                _route_error(host, "subset %r does not exist; its endpoints make subsets %s"
+                             % (subset, ", ".join(known) or "none (no endpoint labels)"))
+            if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100:
+                _route_error(host, "weight of subset %s must be an integer from 0 to 100, got %r" % (subset, w))
+            pairs.append((subset, w))
+        total = sum(w for dummy, w in pairs)
+        if total != 100:
+            _route_error(host, "weights add up to %d, not 100" % total)
+        protocols = set(p["protocol"] for p in service_ports(by_host[host][0]["ports"]))
+        if protocols <= set(TLS_PORT_PROTOCOLS):
+            _route_error(host, "has only TLS ports (%s); weighted routes need an HTTP or TCP port"
+                         % ", ".join(sorted(protocols)))
+        out[host] = pairs
+    return out
+
+
+def global_virtual_services(exports, routes, namespace="istio-system"):
+    """One VirtualService per host of ``routes``: its traffic split over the host's subsets
+    by weight (an ``http`` route for HTTP ports, a ``tcp`` route for the others)."""
+    checked = validate_routes(routes, exports)
+    by_host = index_exports(exports)
+    out = []
+    for host, pairs in sorted(checked.items()):
+        protocols = set(p["protocol"] for p in service_ports(by_host[host][0]["ports"]))
+        destinations = [{"destination": {"host": host, "subset": s}, "weight": w} for s, w in pairs]
+        spec = {"hosts": [host]}
+        if protocols & set(HTTP_PORT_PROTOCOLS):
+            spec["http"] = [{"route": [dict(d) for d in destinations]}]
+        if protocols - set(HTTP_PORT_PROTOCOLS) - set(TLS_PORT_PROTOCOLS):
+            spec["tcp"] = [{"route": [dict(d) for d in destinations]}]
+        items = by_host[host]
+        name = entry_name(items[0]["name"], items[0]["namespace"])
+        out.append({"name": name, "namespace": namespace, "spec": spec,
+                    "labels": {"meshfed.istio/global-host": name[:63]}})
+    return out
+
+
 # --- discovery (API) ------------------------------------------------------------
 
 def _dynamic(api):

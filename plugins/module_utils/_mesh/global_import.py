@@ -5,12 +5,13 @@
 # This module util is PRIVATE to the meshfed.istio collection. It may change
 # without notice between releases.
 
-"""One cluster's side of the `.global` model: VIPs (persisted), then its ServiceEntries.
+"""One cluster's side of the `.global` model: VIPs (persisted), then its ServiceEntries,
+DestinationRules and VirtualServices.
 
 Reads the persisted VIP map (ConfigMap) and every ServiceEntry once, allocates a
 VIP per wanted host (keeping earlier ones, avoiding addresses of ServiceEntries
-it does not own), writes the map, and reconciles the ServiceEntries in one
-service_entry run (list once, diff, apply what differs, prune).
+it does not own), writes the map, and reconciles each kind in one service_entry
+run (list once, diff, apply what differs, prune).
 """
 
 from __future__ import annotations
@@ -79,10 +80,10 @@ def _write_vips(dyn, namespace, existing, data):
             "data": data}
     try:
         if existing is None:
-            dyn.create(res, body=body, namespace=namespace, serialize=False)
+            kube.call_raw(dyn.create, res, body=body, namespace=namespace)
         else:
             body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-            dyn.replace(res, body=body, name=VIP_CONFIGMAP, namespace=namespace, serialize=False)
+            kube.call_raw(dyn.replace, res, body=body, name=VIP_CONFIGMAP, namespace=namespace)
     except kube.ApiException as e:
         raise kube.api_error(e, "writing ConfigMap %s/%s" % (namespace, VIP_CONFIGMAP))
 
@@ -94,7 +95,7 @@ def run(params, check_mode, want_diff):
     hosts = federation.wanted_hosts(cluster, params["exports"])
 
     cm, previous = _read_vips(dyn, ns)
-    res = service_entry.service_entry_resource(dyn)
+    res = service_entry.resource(dyn)
     try:
         everything = dyn.get(res).to_dict().get("items") or []
     except kube.ApiException as e:
@@ -103,15 +104,31 @@ def run(params, check_mode, want_diff):
                                   taken=service_entry.foreign_addresses(everything, owner))
     entries = federation.global_entries(cluster, params["exports"], vips, namespace=ns,
                                         via_egress=params["via_egress"])
+    # checked before anything is written: a bad route must not leave half a change behind
+    rules = federation.global_destination_rules(params["exports"], namespace=ns) \
+        if params.get("destination_rules", True) else []
+    services = federation.global_virtual_services(params["exports"], params.get("routes") or {}, namespace=ns)
     new_data = vip.to_configmap_data(vips)
     vips_changed = new_data != vip.to_configmap_data(previous)
     if vips_changed and not check_mode:
         # persisted first: an interrupted run keeps the allocation it handed out
         _write_vips(dyn, ns, cm, new_data)
-    result = service_entry.run(api, {
-        "owner": owner, "service_entries": entries, "namespaces": [ns], "prune": params["prune"],
-        "field_manager": params.get("field_manager"), "workers": params["workers"], "state": "present",
-    }, check_mode, want_diff, all_items=everything, dyn=dyn)
+    common = {"owner": owner, "namespaces": [ns], "prune": params["prune"], "state": "present",
+              "field_manager": params.get("field_manager"), "workers": params["workers"]}
+    result = service_entry.run(api, dict(common, service_entries=entries), check_mode, want_diff,
+                               all_items=everything, dyn=dyn)
+    for key, kind, wanted in (("destination_rules", "DestinationRule", rules),
+                              ("virtual_services", "VirtualService", services)):
+        sub = service_entry.run(api, dict(common, service_entries=wanted), check_mode, want_diff,
+                                dyn=dyn, kind=kind, field=key)
+        diff = sub.pop("diff", None)
+        if diff and want_diff:
+            # one diff for the task: ServiceEntries by namespace/name, the others by kind too
+            whole = result.setdefault("diff", {"before": {}, "after": {}})
+            for side in ("before", "after"):
+                whole[side].update(("%s %s" % (kind, ref), v) for ref, v in diff[side].items())
+        result[key] = sub
+        result["changed"] = result["changed"] or sub["changed"]
     gateway = global_gateway(dyn, ns, params["global_gateway"], check_mode)
     if gateway:
         result["gateway"] = gateway

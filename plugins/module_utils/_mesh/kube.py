@@ -101,3 +101,21 @@ def api_error(e, what):
 
 def is_not_found(e):
     return isinstance(e, ApiException) and e.status == 404
+
+
+def call_raw(call, *args, **kwargs):
+    """``call(*args, serialize=False, **kwargs)`` on a DynamicClient method, with the
+    response body read and its connection handed back to the pool.
+
+    serialize=False skips building a ResourceInstance from the response, but leaves
+    the body unread: urllib3 then cannot reuse the connection, and every such call
+    pays a new TLS handshake (300 server-side applies took 6.8 s that way, 3.0 s
+    with the body read)."""
+    response = call(*args, serialize=False, **kwargs)
+    read = getattr(response, "read", None)
+    if read is not None:
+        read()
+    release = getattr(response, "release_conn", None)
+    if release is not None:
+        release()
+    return response

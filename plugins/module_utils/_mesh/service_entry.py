@@ -5,12 +5,14 @@
 # This module util is PRIVATE to the meshfed.istio collection. It may change
 # without notice between releases.
 
-"""Bulk reconciliation of Istio ServiceEntries (meshfed.istio.service_entry).
+"""Bulk reconciliation of Istio networking objects (meshfed.istio.service_entry).
 
-One LIST of the ServiceEntries labelled ``meshfed.istio/owner=<owner>``, a pure
-comparison of each with the desired set (validate_entries, desired_object,
+One LIST of the objects of one kind labelled ``meshfed.istio/owner=<owner>``, a
+pure comparison of each with the desired set (validate_entries, desired_object,
 compare, plan), then server-side applies and deletes of only what differs, in
-parallel.  Everything above ``run`` is pure and unit-tested.
+parallel.  ServiceEntry is the kind the module manages; the `.global` model
+reconciles its DestinationRules and VirtualServices with the same code
+(``kind``).  Everything above ``run`` is pure and unit-tested.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ except ImportError:  # pragma: no cover - reported through missing_required_lib
 
 API_VERSION = "networking.istio.io/v1"
 KIND = "ServiceEntry"
+# the kinds this reconciler handles: the spec key naming the host(s), and whether it is a list
+KINDS = {"ServiceEntry": ("hosts", True), "DestinationRule": ("host", False), "VirtualService": ("hosts", True)}
 OWNER_LABEL = "meshfed.istio/owner"
 DEFAULT_FIELD_MANAGER = "meshfed.istio"
-CRD_MISSING = "Istio's ServiceEntry CRD (%s) is not installed in this cluster" % API_VERSION
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -59,90 +62,98 @@ def validate_owner(owner):
     return owner
 
 
-def _entry_name(i, entry):
+def _entry_name(field, i, entry):
     if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("namespace"), str):
-        return "%s[%d] (%s)" % (FIELD, i, ref_str(entry["namespace"], entry["name"]))
-    return "%s[%d]" % (FIELD, i)
+        return "%s[%d] (%s)" % (field, i, ref_str(entry["namespace"], entry["name"]))
+    return "%s[%d]" % (field, i)
 
 
-def _fail(where, msg):
-    raise MeshError("%s: %s" % (where, msg), field=FIELD)
-
-
-def _string_map(where, key, value):
+def _string_map(fail, key, value):
     if value is None:
         return {}
     if not isinstance(value, dict):
-        _fail(where, "%s must be a mapping of strings, got %s" % (key, type(value).__name__))
+        fail("%s must be a mapping of strings, got %s" % (key, type(value).__name__))
     for k, v in value.items():
         if not isinstance(k, str) or not k:
-            _fail(where, "%s: key %r is not a non-empty string" % (key, k))
+            fail("%s: key %r is not a non-empty string" % (key, k))
         if not isinstance(v, str):
-            _fail(where, "%s.%s must be a string, got %s %r (quote it)" % (key, k, type(v).__name__, v))
+            fail("%s.%s must be a string, got %s %r (quote it)" % (key, k, type(v).__name__, v))
     return dict(value)
 
 
-def validate_entries(entries, owner, namespaces=None):
-    """The desired ServiceEntries, checked and normalised; MeshError naming the entry and field.
+def _check_hosts(fail, kind, spec):
+    key, is_list = KINDS[kind]
+    hosts = spec.get(key)
+    if not hosts:
+        fail("spec.%s is missing or empty; a %s needs %s" % (key, kind, "at least one host" if is_list else "a host"))
+    if is_list and not (isinstance(hosts, list) and all(isinstance(h, str) and h for h in hosts)):
+        fail("spec.%s must be a list of non-empty strings, got %r" % (key, hosts))
+    if not is_list and not isinstance(hosts, str):
+        fail("spec.%s must be a string, got %r" % (key, hosts))
+
+
+def validate_entries(entries, owner, namespaces=None, kind=KIND, field=FIELD):
+    """The desired objects of ``kind``, checked and normalised; MeshError naming the entry and ``field``.
 
     Each entry is a dict with ``name``, ``namespace``, ``spec`` and optional
     ``labels`` and ``annotations``.  Checks: names are DNS-1123 subdomains,
-    namespaces DNS-1123 labels (and inside ``namespaces`` when given),
-    ``spec.hosts`` is a non-empty list of strings, no name/namespace pair twice,
-    labels and annotations map strings to strings, and the owner label, when
-    given, is ``owner``.
+    namespaces DNS-1123 labels (and inside ``namespaces`` when given), the
+    host(s) of the spec (``spec.hosts``, a non-empty list of strings; for a
+    DestinationRule ``spec.host``), no name/namespace pair twice, labels and
+    annotations map strings to strings, and the owner label, when given, is ``owner``.
     """
     validate_owner(owner)
+    if kind not in KINDS:
+        raise MeshError("kind: %r is not one of %s" % (kind, ", ".join(sorted(KINDS))), field="kind")
     scope = set(namespaces) if namespaces else None
     if entries is None:
         return []
     if not isinstance(entries, (list, tuple)):
-        raise MeshError("%s: must be a list, got %s" % (FIELD, type(entries).__name__), field=FIELD)
+        raise MeshError("%s: must be a list, got %s" % (field, type(entries).__name__), field=field)
     out, seen = [], {}
     for i, entry in enumerate(entries):
-        where = _entry_name(i, entry)
+        where = _entry_name(field, i, entry)
+
+        def _fail(msg, where=where):
+            raise MeshError("%s: %s" % (where, msg), field=field)
         if not isinstance(entry, dict):
-            _fail(where, "must be a mapping with name, namespace and spec, got %s" % type(entry).__name__)
+            _fail("must be a mapping with name, namespace and spec, got %s" % type(entry).__name__)
         unknown = sorted(set(entry) - set(ENTRY_KEYS))
         if unknown:
-            _fail(where, "unknown key(s) %s; allowed: %s" % (", ".join(map(str, unknown)), ", ".join(ENTRY_KEYS)))
+            _fail("unknown key(s) %s; allowed: %s" % (", ".join(map(str, unknown)), ", ".join(ENTRY_KEYS)))
         name, ns = entry.get("name"), entry.get("namespace")
         if not isinstance(name, str) or len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
-            _fail(where, "name %r is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', "
-                         "at most 253 characters, starting and ending with a letter or digit)" % (name,))
+            _fail("name %r is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', "
+                  "at most 253 characters, starting and ending with a letter or digit)" % (name,))
         if not isinstance(ns, str) or len(ns) > 63 or not DNS1123_LABEL.match(ns):
-            _fail(where, "namespace %r is not a DNS-1123 label" % (ns,))
+            _fail("namespace %r is not a DNS-1123 label" % (ns,))
         if scope is not None and ns not in scope:
-            _fail(where, "namespace %s is not one of namespaces (%s); it would be created but never pruned"
+            _fail("namespace %s is not one of namespaces (%s); it would be created but never pruned"
                   % (ns, ", ".join(sorted(scope))))
         key = (ns, name)
         if key in seen:
-            _fail(where, "duplicate ServiceEntry %s (also %s[%d])" % (ref_str(ns, name), FIELD, seen[key]))
+            _fail("duplicate %s %s (also %s[%d])" % (kind, ref_str(ns, name), field, seen[key]))
         seen[key] = i
         spec = entry.get("spec")
         if not isinstance(spec, dict):
-            _fail(where, "spec must be a mapping, got %s" % type(spec).__name__)
-        hosts = spec.get("hosts")
-        if not hosts:
-            _fail(where, "spec.hosts is missing or empty; a ServiceEntry needs at least one host")
-        if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
-            _fail(where, "spec.hosts must be a list of non-empty strings, got %r" % (hosts,))
-        labels = _string_map(where, "labels", entry.get("labels"))
+            _fail("spec must be a mapping, got %s" % type(spec).__name__)
+        _check_hosts(_fail, kind, spec)
+        labels = _string_map(_fail, "labels", entry.get("labels"))
         if labels.get(OWNER_LABEL, owner) != owner:
-            _fail(where, "labels.%s is %r but owner is %r; leave the label out, it is set from owner"
+            _fail("labels.%s is %r but owner is %r; leave the label out, it is set from owner"
                   % (OWNER_LABEL, labels[OWNER_LABEL], owner))
-        annotations = _string_map(where, "annotations", entry.get("annotations"))
+        annotations = _string_map(_fail, "annotations", entry.get("annotations"))
         out.append({"name": name, "namespace": ns, "spec": spec, "labels": labels, "annotations": annotations})
     return out
 
 
-def desired_object(entry, owner):
+def desired_object(entry, owner, kind=KIND):
     """The manifest we server-side apply for one validated entry."""
     metadata = {"name": entry["name"], "namespace": entry["namespace"],
                 "labels": dict(entry.get("labels") or {}, **{OWNER_LABEL: owner})}
     if entry.get("annotations"):
         metadata["annotations"] = dict(entry["annotations"])
-    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": entry["spec"]}
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": entry["spec"]}
 
 
 # --- comparison -------------------------------------------------------------------
@@ -315,24 +326,30 @@ def foreign_addresses(items, owner):
 
 # --- the cluster --------------------------------------------------------------------
 
-def service_entry_resource(dyn):
+def resource(dyn, kind=KIND):
     try:
-        return dyn.resources.get(api_version=API_VERSION, kind=KIND)
+        return dyn.resources.get(api_version=API_VERSION, kind=kind)
     except ResourceNotFoundError:
-        raise ClusterError(CRD_MISSING)
+        raise ClusterError("Istio's %s CRD (%s) is not installed in this cluster" % (kind, API_VERSION))
 
 
-def list_owned(dyn, res, owner, namespaces=None):
-    """Owned ServiceEntries (dicts): one LIST cluster-wide, or one per namespace of ``namespaces``."""
-    selector = "%s=%s" % (OWNER_LABEL, owner)
+def list_scope(dyn, res, namespaces=None):
+    """Every object of ``res`` in scope (dicts): one LIST cluster-wide, or one per namespace."""
     items = []
     for ns in sorted(set(namespaces)) if namespaces else [None]:
         try:
-            items.extend(dyn.get(res, namespace=ns, label_selector=selector).to_dict().get("items") or [])
+            items.extend(dyn.get(res, namespace=ns).to_dict().get("items") or [])
         except kube.ApiException as e:
-            raise kube.api_error(e, "listing ServiceEntries labelled %s%s"
-                                 % (selector, " in namespace %s" % ns if ns else ""))
+            raise kube.api_error(e, "listing %s objects%s" % (res.kind, " in namespace %s" % ns if ns else ""))
     return items
+
+
+def owned(items, owner, namespaces=None):
+    """The items labelled ``meshfed.istio/owner=<owner>`` (inside ``namespaces`` when given)."""
+    scope = set(namespaces) if namespaces else None
+    return [i for i in items
+            if ((i.get("metadata") or {}).get("labels") or {}).get(OWNER_LABEL) == owner
+            and (scope is None or (i.get("metadata") or {}).get("namespace") in scope)]
 
 
 def existing_namespaces(dyn, names):
@@ -343,7 +360,7 @@ def existing_namespaces(dyn, names):
     out = set()
     for ns in sorted(set(names)):
         try:
-            dyn.get(res, name=ns, serialize=False)
+            kube.call_raw(dyn.get, res, name=ns)
         except NotFoundError:
             continue
         except kube.ApiException as e:
@@ -355,31 +372,22 @@ def existing_namespaces(dyn, names):
     return out
 
 
-def _unowned_conflict(dyn, res, obj, owner, known=None):
-    """A message when an object we would create exists without our owner label, else None.
+def unowned_conflicts(to_create, items, owner):
+    """Messages for the objects we would create that exist without our owner label.
 
-    ``known``: {(namespace, name): object} of a LIST the caller already made of
-    every ServiceEntry in scope; saves one GET per object to create."""
-    meta = obj["metadata"]
-    if known is not None:
-        live = known.get((meta["namespace"], meta["name"]))
+    ``items``: what a LIST of the scope returned, owned or not."""
+    known = dict((_ref_of(i), i) for i in items)
+    out = []
+    for obj in to_create:
+        live = known.get(_ref_of(obj))
         if live is None:
-            return None
-    else:
-        try:
-            live = dyn.get(res, name=meta["name"], namespace=meta["namespace"]).to_dict()
-        except NotFoundError:
-            return None
-        except kube.ApiException as e:
-            if kube.is_not_found(e):
-                return None
-            raise kube.api_error(e, "reading ServiceEntry %s" % _ref_of(obj))
-    have = ((live.get("metadata") or {}).get("labels") or {}).get(OWNER_LABEL)
-    if have == owner:  # created by a concurrent run since our LIST: ours to apply
-        return None
-    return ("ServiceEntry %s already exists and is not managed by owner %s (its %s label is %s); "
-            "delete it, label it %s=%s, or choose another name"
-            % (_ref_of(obj), owner, OWNER_LABEL, "%r" % have if have else "absent", OWNER_LABEL, owner))
+            continue
+        have = ((live.get("metadata") or {}).get("labels") or {}).get(OWNER_LABEL)
+        out.append("%s %s already exists and is not managed by owner %s (its %s label is %s); "
+                   "delete it, label it %s=%s, or choose another name"
+                   % (obj["kind"], _ref_of(obj), owner, OWNER_LABEL, "%r" % have if have else "absent",
+                      OWNER_LABEL, owner))
+    return out
 
 
 def _write(dyn, res, action, obj, field_manager):
@@ -388,19 +396,19 @@ def _write(dyn, res, action, obj, field_manager):
     try:
         if action == "delete":
             try:
-                dyn.delete(res, name=meta["name"], namespace=meta["namespace"], serialize=False)
+                kube.call_raw(dyn.delete, res, name=meta["name"], namespace=meta["namespace"])
             except NotFoundError:
                 pass
         else:
-            # serialize=False: the response is not turned into a ResourceInstance, which
-            # is most of the client-side cost of a write
-            dyn.server_side_apply(res, body=obj, name=meta["name"], namespace=meta["namespace"],
-                                  field_manager=field_manager, force_conflicts=True, serialize=False)
+            # the response is not turned into a ResourceInstance, which is most of the
+            # client-side cost of a write
+            kube.call_raw(dyn.server_side_apply, res, body=obj, name=meta["name"], namespace=meta["namespace"],
+                          field_manager=field_manager, force_conflicts=True)
     except kube.ApiException as e:
         if action == "delete" and kube.is_not_found(e):
             return ref, None
         verb = "delete" if action == "delete" else "apply"
-        return ref, str(kube.api_error(e, "%s of ServiceEntry %s" % (verb, ref)))
+        return ref, str(kube.api_error(e, "%s of %s %s" % (verb, obj.get("kind") or res.kind, ref)))
     return ref, None
 
 
@@ -410,21 +418,26 @@ def _check_workers(workers):
     return workers
 
 
-def run(api, params, check_mode, want_diff, all_items=None, dyn=None):
-    """Reconcile.  ``all_items``: every ServiceEntry of the scope, when the caller has
-    listed them already (used instead of one GET per object to create); ``dyn``: the
-    caller's DynamicClient (its API discovery is not repeated)."""
+def run(api, params, check_mode, want_diff, all_items=None, dyn=None, kind=KIND, field=FIELD):
+    """Reconcile the owned objects of ``kind`` with ``params["service_entries"]``.
+
+    ``all_items``: every object of that kind (owned or not) at least in the scope,
+    when the caller has listed them already (else one LIST per namespace of the
+    scope); ``dyn``: the caller's DynamicClient (its API discovery is not
+    repeated); ``field``: the option named in errors."""
     owner = validate_owner(params["owner"])
     workers = _check_workers(params.get("workers") or 8)
     field_manager = params.get("field_manager") or DEFAULT_FIELD_MANAGER
     namespaces = params.get("namespaces") or None
     present = params.get("state", "present") == "present"
-    entries = validate_entries(params.get("service_entries") or [], owner, namespaces) if present else []
-    desired = [desired_object(e, owner) for e in entries]
+    entries = validate_entries(params.get("service_entries") or [], owner, namespaces, kind, field) if present else []
+    desired = [desired_object(e, owner, kind) for e in entries]
 
     dyn = dyn or DynamicClient(api)
-    res = service_entry_resource(dyn)
-    live = list_owned(dyn, res, owner, namespaces)
+    res = resource(dyn, kind)
+    if all_items is None:
+        all_items = list_scope(dyn, res, namespaces)
+    live = owned(all_items, owner, namespaces)
     todo = plan(desired, live, field_manager, prune=params.get("prune", True) or not present)
 
     if todo["create"]:
@@ -432,19 +445,14 @@ def run(api, params, check_mode, want_diff, all_items=None, dyn=None):
             o["metadata"]["namespace"] for o in todo["create"]]))
         if missing:
             raise MeshError("%s: namespace(s) do not exist: %s; create them first (nothing was written)" % (
-                FIELD, "; ".join("%s (needed by ServiceEntry %s)" % (ns, ", ".join(refs[:5]) + (
+                field, "; ".join("%s (needed by %s %s)" % (ns, kind, ", ".join(refs[:5]) + (
                     ", ... %d more" % (len(refs) - 5) if len(refs) > 5 else ""))
-                    for ns, refs in missing.items())), field=FIELD)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            known = None if all_items is None else dict(
-                (((i.get("metadata") or {}).get("namespace"), (i.get("metadata") or {}).get("name")), i)
-                for i in all_items)
-            conflicts = [c for c in pool.map(lambda o: _unowned_conflict(dyn, res, o, owner, known), todo["create"])
-                         if c]
+                    for ns, refs in missing.items())), field=field)
+        conflicts = unowned_conflicts(todo["create"], all_items, owner)
         if conflicts:
             raise MeshError("%s: %s%s (nothing was written)" % (
-                FIELD, "; ".join(conflicts[:5]), "; ... %d more" % (len(conflicts) - 5) if len(conflicts) > 5 else ""),
-                field=FIELD)
+                field, "; ".join(conflicts[:5]), "; ... %d more" % (len(conflicts) - 5) if len(conflicts) > 5 else ""),
+                field=field)
 
     result = summary(todo, want_diff)
     if check_mode or not result["changed"]:
@@ -462,7 +470,7 @@ def run(api, params, check_mode, want_diff, all_items=None, dyn=None):
         result["changed"] = bool(result["created"] or result["updated"] or result["deleted"])
         result.pop("diff", None)
         msgs = [failed[r] for r in sorted(failed)]
-        raise ClusterError("%d of %d ServiceEntry writes failed: %s%s" % (
-            len(failed), len(jobs), "; ".join(msgs[:5]), "; ... %d more" % (len(msgs) - 5) if len(msgs) > 5 else ""),
-            field=FIELD, result=result)
+        raise ClusterError("%d of %d %s writes failed: %s%s" % (
+            len(failed), len(jobs), kind, "; ".join(msgs[:5]), "; ... %d more" % (len(msgs) - 5) if len(msgs) > 5 else ""),
+            field=field, result=result)
     return result

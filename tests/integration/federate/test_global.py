@@ -6,25 +6,32 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import subprocess
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from playbook_runner import InventoryCopy, changed_tasks, failure_messages, playbook
+from sandbox_helpers import wait_for
 
 pytestmark = pytest.mark.sandbox
 NS = "bar"
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def objects(sandbox):
-    """resourceVersion of the ServiceEntries and VIP ConfigMaps in both clusters."""
+    """resourceVersion of the ServiceEntries, DestinationRules, VirtualServices and VIP ConfigMaps
+    in both clusters."""
     out = {}
     for cluster in ("cluster1", "cluster2"):
         api = sandbox.api_client(cluster)
-        for se in client.CustomObjectsApi(api).list_namespaced_custom_object(
-                "networking.istio.io", "v1", "istio-system", "serviceentries")["items"]:
-            out["%s SE %s" % (cluster, se["metadata"]["name"])] = se["metadata"]["resourceVersion"]
+        for plural in ("serviceentries", "destinationrules", "virtualservices"):
+            for item in client.CustomObjectsApi(api).list_namespaced_custom_object(
+                    "networking.istio.io", "v1", "istio-system", plural)["items"]:
+                out["%s %s %s" % (cluster, plural, item["metadata"]["name"])] = item["metadata"]["resourceVersion"]
         try:
             cm = client.CoreV1Api(api).read_namespaced_config_map("meshfed-global-vips", "istio-system")
             out["%s CM vips" % cluster] = cm.metadata.resource_version
@@ -33,9 +40,21 @@ def objects(sandbox):
     return out
 
 
-def service_entry(sandbox, cluster, name):
+def service_entry(sandbox, cluster, name, plural="serviceentries"):
     return client.CustomObjectsApi(sandbox.api_client(cluster)).get_namespaced_custom_object(
-        "networking.istio.io", "v1", "istio-system", "serviceentries", name)
+        "networking.istio.io", "v1", "istio-system", plural, name)
+
+
+def istio_validate(sandbox, cluster, plural, name, tmp_path):
+    """`istioctl validate` (Istio's own validation, as its webhook runs it) of the object as stored."""
+    obj = service_entry(sandbox, cluster, name, plural)
+    meta = obj["metadata"]
+    obj["metadata"] = {"name": meta["name"], "namespace": meta["namespace"], "labels": meta.get("labels") or {}}
+    path = tmp_path / ("%s-%s-%s.yaml" % (cluster, plural, name))
+    path.write_text(yaml.safe_dump(obj))
+    res = subprocess.run([os.path.join(TOP, ".sandbox", "bin", "istioctl"), "validate", "-f", str(path)],
+                         capture_output=True, text=True, check=False)
+    return res.returncode, res.stdout + res.stderr
 
 
 def vips(sandbox, cluster):
@@ -86,7 +105,6 @@ def exported(sandbox, tmp_path_factory):
             assert e.status == 404
     for cluster in ("cluster1", "cluster2"):
         api = client.CoreV1Api(sandbox.api_client(cluster))
-        from sandbox_helpers import wait_for  # pylint: disable=import-outside-toplevel
 
         def gone(api=api):
             try:
@@ -95,6 +113,15 @@ def exported(sandbox, tmp_path_factory):
                 return e.status == 404
             return False
         wait_for(gone, timeout=120, what="namespace %s to be deleted in %s" % (NS, cluster))
+    for cluster in ("cluster1", "cluster2"):  # what an interrupted earlier session may have left
+        api = sandbox.api_client(cluster)
+        for plural in ("serviceentries", "destinationrules", "virtualservices"):
+            client.CustomObjectsApi(api).delete_collection_namespaced_custom_object(
+                "networking.istio.io", "v1", "istio-system", plural, label_selector="meshfed.istio/owner=meshfed-global")
+        try:
+            client.CoreV1Api(api).delete_namespaced_config_map("meshfed-global-vips", "istio-system")
+        except ApiException as e:
+            assert e.status == 404
     make_service(sandbox, "cluster2", "httpbin", 8000, "v1")
     make_service(sandbox, "cluster2", "other", 9000, "v1")
     inv = Inventory(tmp_path_factory.mktemp("global"))
@@ -140,6 +167,17 @@ def test_exporter_entry_points_at_the_local_service_and_gateway_accepts_global(s
         "networking.istio.io", "v1", "istio-system", "gateways", "meshfed-global-gateway")
     assert gw["spec"]["servers"][0]["hosts"] == ["*.global"]
     assert gw["spec"]["servers"][0]["tls"]["mode"] == "AUTO_PASSTHROUGH"
+
+
+def test_destination_rule_per_host_with_mtls_and_version_subset(sandbox, exported, tmp_path):
+    for cluster in ("cluster1", "cluster2"):
+        dr = service_entry(sandbox, cluster, "global-httpbin-bar", "destinationrules")
+        assert dr["metadata"]["labels"]["meshfed.istio/owner"] == "meshfed-global"
+        assert dr["spec"] == {"host": "httpbin.bar.global", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+                              "subsets": [{"name": "v1", "labels": {"version": "v1"}}]}
+        for plural in ("destinationrules", "serviceentries"):
+            rc, out = istio_validate(sandbox, cluster, plural, "global-httpbin-bar", tmp_path)
+            assert rc == 0 and "is valid" in out, out
 
 
 def test_vips_unique_per_cluster(sandbox, exported):
@@ -196,3 +234,79 @@ def test_removing_an_export_prunes_it_everywhere(sandbox, exported):
         assert sorted(vips(sandbox, cluster)) == ["other.bar.global"]
     rc, data, raw = playbook("federate_clusters.yml", inventory=path)
     assert rc == 0 and changed_tasks(data) == []
+
+
+HELLO = {"cluster1": [{"namespace": NS, "names": ["helloworld"]}],
+         "cluster2": [{"namespace": NS, "names": ["helloworld"]}]}
+ROUTES = {"helloworld.bar.global": {"v1": 90, "v2": 10}}
+
+
+@pytest.fixture()
+def helloworld(sandbox, exported):
+    """helloworld v1 in cluster1 and v2 in cluster2, as in Istio's multicluster samples."""
+    make_service(sandbox, "cluster1", "helloworld", 5000, "v1")
+    make_service(sandbox, "cluster2", "helloworld", 5000, "v2")
+    yield
+    for cluster in ("cluster1", "cluster2"):
+        api = sandbox.api_client(cluster)
+        client.AppsV1Api(api).delete_namespaced_deployment("helloworld", NS)
+        client.CoreV1Api(api).delete_namespaced_service("helloworld", NS)
+
+
+def test_versioned_subsets_and_weighted_routes_across_clusters(sandbox, exported, helloworld, tmp_path):
+    path = exported.write_exports(HELLO, federate_clusters_global_routes=ROUTES)
+    rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+    assert rc == 0, raw[-3000:]
+    for cluster, local, remote, gateway, network in (("cluster1", "v1", "v2", "127.0.0.12", "network2"),
+                                                     ("cluster2", "v2", "v1", "127.0.0.11", "network1")):
+        se = service_entry(sandbox, cluster, "global-helloworld-bar")["spec"]
+        # the local version through the local Service, the other one through the other cluster's gateway
+        assert se["endpoints"] == [
+            {"address": "helloworld.bar.svc.cluster.local", "ports": {"http": 5000}, "labels": {"version": local}},
+            {"address": gateway, "ports": {"http": 15443}, "network": network, "labels": {"version": remote}}]
+        dr = service_entry(sandbox, cluster, "global-helloworld-bar", "destinationrules")["spec"]
+        assert dr["subsets"] == [{"name": "v1", "labels": {"version": "v1"}},
+                                 {"name": "v2", "labels": {"version": "v2"}}]
+        vs = service_entry(sandbox, cluster, "global-helloworld-bar", "virtualservices")["spec"]
+        assert vs == {"hosts": ["helloworld.bar.global"], "http": [{"route": [
+            {"destination": {"host": "helloworld.bar.global", "subset": "v1"}, "weight": 90},
+            {"destination": {"host": "helloworld.bar.global", "subset": "v2"}, "weight": 10}]}]}
+        for plural in ("virtualservices", "destinationrules"):
+            rc, out = istio_validate(sandbox, cluster, plural, "global-helloworld-bar", tmp_path)
+            assert rc == 0 and "is valid" in out, out
+
+    # shift to 50/50: only the VirtualServices change
+    path = exported.write_exports(HELLO, federate_clusters_global_routes={"helloworld.bar.global": {"v1": 50,
+                                                                                                    "v2": 50}})
+    before = objects(sandbox)
+    rc, data, raw = playbook("federate_clusters.yml", "--diff", inventory=path)
+    assert rc == 0, raw[-3000:]
+    after = objects(sandbox)
+    assert sorted(k for k in after if after[k] != before.get(k)) == [
+        "cluster1 virtualservices global-helloworld-bar", "cluster2 virtualservices global-helloworld-bar"]
+
+    # routes dropped: the VirtualServices go, the DestinationRules stay
+    path = exported.write_exports(HELLO)
+    rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+    assert rc == 0, raw[-3000:]
+    for cluster in ("cluster1", "cluster2"):
+        with pytest.raises(ApiException) as e:
+            service_entry(sandbox, cluster, "global-helloworld-bar", "virtualservices")
+        assert e.value.status == 404
+        assert service_entry(sandbox, cluster, "global-helloworld-bar", "destinationrules")
+
+
+@pytest.mark.parametrize("routes, message", [
+    ({"helloworld.bar.global": {"v1": 90, "v3": 10}}, "subset 'v3' does not exist; its endpoints make subsets v1, v2"),
+    ({"helloworld.bar.global": {"v1": 90, "v2": 20}}, "weights add up to 110, not 100"),
+    ({"nothere.bar.global": {"v1": 100}}, "routes[nothere.bar.global]: is not an exported host"),
+])
+def test_bad_routes_refused_before_any_change(sandbox, exported, helloworld, routes, message):
+    rc, data, raw = playbook("federate_clusters.yml", inventory=exported.write_exports(HELLO))
+    assert rc == 0, raw[-3000:]
+    before = objects(sandbox)
+    rc, data, raw = playbook("federate_clusters.yml",
+                             inventory=exported.write_exports(HELLO, federate_clusters_global_routes=routes))
+    assert rc != 0
+    assert any(message in m for m in failure_messages(data)), (message, failure_messages(data))
+    assert objects(sandbox) == before

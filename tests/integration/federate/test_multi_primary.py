@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import sys
 import urllib.request
 
 import pytest
 import yaml
 from kubernetes import client, config
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sandbox"))
-from sandbox_helpers import wait_for  # noqa: E402  pylint: disable=wrong-import-position
-from playbook_runner import InventoryCopy, changed_tasks, failure_messages, playbook  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runner import InventoryCopy, changed_tasks, failure_messages, playbook
+from sandbox_helpers import wait_for
 
 pytestmark = pytest.mark.sandbox
 READER = "system:serviceaccount:istio-system:meshfed-istio-reader"

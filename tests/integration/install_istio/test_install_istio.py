@@ -17,13 +17,12 @@ import sys
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from playbook_runner import InventoryCopy, changed_tasks, failure_messages
+from playbook_runner import playbook as run_playbook
+from sandbox_helpers import wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sandbox"))
-from sandbox_helpers import wait_for  # noqa: E402  pylint: disable=wrong-import-position
-from playbook_runner import InventoryCopy, changed_tasks, failure_messages  # noqa: E402  pylint: disable=wrong-import-position
-from playbook_runner import playbook as run_playbook  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.sandbox
 INVENTORY = os.path.join(REPO_ROOT, "inventories", "sandbox", "hosts.yml")
