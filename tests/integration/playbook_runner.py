@@ -56,7 +56,7 @@ class InventoryCopy(object):
 
     def __init__(self, tmp_path):
         self.dir = os.path.join(REPO_ROOT, "inventories", "_test_" + tmp_path.name)
-        os.makedirs(self.dir)
+        os.makedirs(self.dir, exist_ok=True)  # one an interrupted session left is overwritten
         self.path = os.path.join(self.dir, "hosts.yml")
 
     def write(self, mutate):
