@@ -53,7 +53,8 @@ run_integration() {
   banner "integration: ansible-test targets (controller + sandbox)"
   local dest; dest=$(collection_copy)
   # Variables every target gets (ansible-test reads this file).
-  printf 'sandbox_kubeconfig: %s\n' "$top/.sandbox/kubeconfig" > "$dest/tests/integration/integration_config.yml"
+  printf 'sandbox_kubeconfig: %s\nsandbox_istioctl: %s\n' "$top/.sandbox/kubeconfig" "$top/.sandbox/bin/istioctl" \
+    > "$dest/tests/integration/integration_config.yml"
   (cd "$dest" && ansible-test integration --color no --local --python 3.11)
   banner "integration: the sandbox itself (pytest)"
   python -m pytest tests/integration/sandbox -q -p no:cacheprovider

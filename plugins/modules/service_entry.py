@@ -13,7 +13,8 @@ version_added: 0.1.0
 description:
   - Makes the Istio ServiceEntries (C(networking.istio.io/v1)) labelled C(meshfed.istio/owner=<owner>) on one
     cluster exactly the set given in O(service_entries) - creating, updating and (with O(prune=true)) deleting
-    them - with one LIST of the owned objects and one server-side apply or delete per object that differs.
+    them - with one LIST of the ServiceEntries in scope and one server-side apply or delete per object that
+    differs.
   - Objects are compared with the live ones on the keys this module manages only (its labels, annotations and
     C(spec) keys, and those it applied before, read from C(metadata.managedFields)); a missing key and an empty
     list or mapping compare equal. A second run with the same input reports no change.
@@ -74,7 +75,7 @@ options:
   owner:
     description:
       - Value of the label C(meshfed.istio/owner) put on every ServiceEntry this module manages. Only
-        ServiceEntries with this label are listed, compared and pruned, so separate owners (for example one per
+        ServiceEntries with this label are compared and pruned, so separate owners (for example one per
         remote cluster whose services are imported) do not touch each other's objects.
       - A valid label value.
     type: str

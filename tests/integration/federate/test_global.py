@@ -198,6 +198,23 @@ def test_schema_rejects_a_bad_entry(sandbox, exported):
     assert e.value.status == 422
 
 
+def test_via_egress_gateway_variant(sandbox, exported):
+    """Istio 1.6's "send remote traffic via an egress gateway": the local egress gateway first,
+    the remote gateway on network external; the exporter's own entry does not change."""
+    path = exported.write_exports(EXPORT_HTTPBIN, federate_clusters_via_egress_gateway=True)
+    exporter = service_entry(sandbox, "cluster2", "global-httpbin-bar")["spec"]
+    rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+    assert rc == 0, raw[-3000:]
+    assert service_entry(sandbox, "cluster1", "global-httpbin-bar")["spec"]["endpoints"] == [
+        {"address": "istio-egressgateway.istio-system.svc.cluster.local", "ports": {"http": 15443}},
+        {"address": "127.0.0.12", "ports": {"http": 15443}, "network": "external", "labels": {"version": "v1"}}]
+    assert service_entry(sandbox, "cluster2", "global-httpbin-bar")["spec"] == exporter
+    rc, data, raw = playbook("federate_clusters.yml", inventory=exported.write_exports(EXPORT_HTTPBIN))
+    assert rc == 0, raw[-3000:]
+    assert [e["address"] for e in service_entry(sandbox, "cluster1", "global-httpbin-bar")["spec"]["endpoints"]] \
+        == ["127.0.0.12"]
+
+
 def test_conflicting_ports_refused_before_any_change(sandbox, exported):
     make_service(sandbox, "cluster1", "httpbin", 9999, "v2")
     try:
