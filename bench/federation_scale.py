@@ -4,12 +4,12 @@
 
 Measures, in one run, on the local sandbox (3 clusters):
   first   the first federation (playbooks/federate_clusters.yml): every cluster gets a
-          ServiceEntry for every exported service (N per cluster, 3N in all)
+          ServiceEntry and a DestinationRule for every exported service (2N per cluster, 6N in all)
   noop    the same playbook again (nothing to change)
   (a)     the same objects applied with one `kubectl apply --server-side` per cluster
           (the three run at the same time, as the playbook's hosts do), and again (no-op)
   (b)     a loop of kubernetes.core.k8s tasks over a sample of 100 of those objects,
-          extrapolated to 3N
+          extrapolated to 6N
 and prints the figures and ratios.  Not a test: it prints, it does not assert targets.
 
     .venv/bin/python bench/federation_scale.py            # N=1000
@@ -92,13 +92,12 @@ def delete_namespace(core, name):
 
 
 def reset(cluster):
-    """Remove what an earlier run left: owned ServiceEntries, the VIP map, the bench namespaces."""
+    """Remove what an earlier run left: owned objects, the VIP map, the bench namespaces."""
     c = api(cluster)
     co, core = client.CustomObjectsApi(c), client.CoreV1Api(c)
-    for item in co.list_namespaced_custom_object("networking.istio.io", "v1", "istio-system", "serviceentries",
-                                                 label_selector="meshfed.istio/owner=" + OWNER)["items"]:
-        co.delete_namespaced_custom_object("networking.istio.io", "v1", "istio-system", "serviceentries",
-                                           item["metadata"]["name"])
+    for plural in ("serviceentries", "destinationrules", "virtualservices"):
+        co.delete_collection_namespaced_custom_object("networking.istio.io", "v1", "istio-system", plural,
+                                                      label_selector="meshfed.istio/owner=" + OWNER)
     try:
         core.delete_namespaced_config_map("meshfed-global-vips", "istio-system")
     except ApiException as e:
@@ -143,13 +142,21 @@ def settle(timeout=600):
     log("clusters settled in %.0fs" % (time.monotonic() - t0))
 
 
-def owned_entries(cluster):
-    items = client.CustomObjectsApi(api(cluster)).list_namespaced_custom_object(
-        "networking.istio.io", "v1", "istio-system", "serviceentries",
-        label_selector="meshfed.istio/owner=" + OWNER)["items"]
-    return [{"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-             "metadata": {"name": i["metadata"]["name"], "labels": {"bench": "kubectl"}},
-             "spec": i["spec"]} for i in items]
+KINDS = (("serviceentries", "ServiceEntry"), ("destinationrules", "DestinationRule"))
+
+
+def owned_entries(cluster, kinds=KINDS):
+    """What the playbook wrote in ``cluster`` (a ServiceEntry and a DestinationRule per
+    exported service), as manifests for kubectl."""
+    out = []
+    for plural, kind in kinds:
+        items = client.CustomObjectsApi(api(cluster)).list_namespaced_custom_object(
+            "networking.istio.io", "v1", "istio-system", plural,
+            label_selector="meshfed.istio/owner=" + OWNER)["items"]
+        out.extend({"apiVersion": "networking.istio.io/v1", "kind": kind,
+                    "metadata": {"name": i["metadata"]["name"], "labels": {"bench": "kubectl"}},
+                    "spec": i["spec"]} for i in items)
+    return out
 
 
 def main():
@@ -170,9 +177,9 @@ def main():
     log("first federation ...")
     first, changed = playbook(pb, *extra)
     counts = dict((c, len(owned_entries(c))) for c in CLUSTERS)
-    log("first federation: %.1fs, %d tasks changed, ServiceEntries per cluster: %s" % (first, changed, counts))
-    if any(v != N for v in counts.values()):
-        sys.exit("expected %d ServiceEntries in every cluster, got %s" % (N, counts))
+    log("first federation: %.1fs, %d tasks changed, objects per cluster: %s" % (first, changed, counts))
+    if any(v != N * len(KINDS) for v in counts.values()):
+        sys.exit("expected %d ServiceEntries and %d DestinationRules in every cluster, got %s" % (N, N, counts))
     log("no-op re-run ...")
     noop, changed = playbook(pb, *extra)
     log("no-op re-run: %.1fs, %d tasks changed" % (noop, changed))
@@ -200,7 +207,7 @@ def main():
             kubectl_noop = took
 
     with open(files["cluster1"]) as f:
-        sample = list(yaml.safe_load_all(f))[:SAMPLE]
+        sample = [o for o in yaml.safe_load_all(f) if o["kind"] == "ServiceEntry"][:SAMPLE]
     ensure_namespace(client.CoreV1Api(api("cluster1")), "bench-k8s")
     loop_pb = os.path.join(tmp, "k8s_loop.yml")
     with open(loop_pb, "w") as f:
@@ -211,7 +218,7 @@ def main():
                              "kubeconfig": KUBECONFIG, "context": "cluster1", "namespace": "bench-k8s",
                              "definition": "{{ item }}"}, "loop": sample, "loop_control": {"label": "x"}}]}], f)
     k8s_sample, dummy = playbook(loop_pb, inventory="localhost,")
-    total = 3 * N
+    total = 3 * N * len(KINDS)
     k8s_total = k8s_sample * total / len(sample)
     log("(b) kubernetes.core.k8s loop: %d objects in %.1fs -> %.0fs extrapolated to %d objects"
         % (len(sample), k8s_sample, k8s_total, total))
@@ -223,7 +230,8 @@ def main():
     sh([sys.executable, "-m", "tools.sandbox", "istiod"], stdout=subprocess.DEVNULL)
 
     print()
-    print("federation of %d services over %d clusters (%d ServiceEntries), service_entry mode" % (N, 3, total))
+    print("federation of %d services over %d clusters (%d ServiceEntries and %d DestinationRules), service_entry mode"
+          % (N, 3, 3 * N, 3 * N))
     rows = [
         ("first federation (playbook)", first),
         ("no-op re-run (playbook)", noop),
