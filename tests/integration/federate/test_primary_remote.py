@@ -55,8 +55,6 @@ def remote(sandbox_istiod, tmp_path_factory):
         purge_cluster2(path)
     finally:
         inv.remove()
-    ns = client.CoreV1Api(sandbox_istiod.api_client("cluster2"))
-    ns.patch_namespace("istio-system", {"metadata": {"annotations": {"topology.istio.io/controlPlaneClusters": None}}})
     for name in ("install_istio.yml", "federate_clusters.yml"):
         rc, data, raw = playbook(name)
         assert rc == 0, raw[-4000:]
@@ -135,3 +133,14 @@ def test_remote_cluster_needs_primary_remote_mode(remote, tmp_path):
                    for m in failure_messages(data)), raw[-3000:]
     finally:
         inv.remove()
+
+
+def test_uninstalling_the_remote_leaves_nothing_of_it_in_the_primary(sandbox, remote):
+    # runs last: the remote is uninstalled (the fixture's teardown then finds nothing to do)
+    purge_cluster2(remote["path"])
+    with pytest.raises(ApiException) as e:
+        client.CoreV1Api(sandbox.api_client("cluster1")).read_namespaced_secret(
+            "istio-remote-secret-cluster2", "istio-system")
+    assert e.value.status == 404
+    ns = client.CoreV1Api(sandbox.api_client("cluster2")).read_namespace("istio-system")
+    assert "topology.istio.io/controlPlaneClusters" not in (ns.metadata.annotations or {})
