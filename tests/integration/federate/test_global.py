@@ -203,7 +203,21 @@ def test_via_egress_gateway_variant(sandbox, exported):
     the remote gateway on network external; the exporter's own entry does not change."""
     path = exported.write_exports(EXPORT_HTTPBIN, federate_clusters_via_egress_gateway=True)
     exporter = service_entry(sandbox, "cluster2", "global-httpbin-bar")["spec"]
+    # no egress gateway yet: refused before anything is written
+    before = objects(sandbox)
     rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+    assert rc != 0
+    assert any("federate_clusters_via_egress_gateway is true but these clusters have no Service "
+               "istio-system/istio-egressgateway for .global traffic to leave through: cluster1, cluster2;" in m
+               for m in failure_messages(data)), raw[-3000:]
+    assert objects(sandbox) == before
+    rc, data, raw = playbook("install_istio.yml", "-e", "install_istio_egress_gateway=true")
+    assert rc == 0, raw[-3000:]
+    try:
+        rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+    finally:
+        rc2, data2, raw2 = playbook("install_istio.yml")  # the egress gateway goes again
+        assert rc2 == 0, raw2[-3000:]
     assert rc == 0, raw[-3000:]
     assert service_entry(sandbox, "cluster1", "global-httpbin-bar")["spec"]["endpoints"] == [
         {"address": "istio-egressgateway.istio-system.svc.cluster.local", "ports": {"http": 15443}},
