@@ -26,18 +26,16 @@ description:
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
+  - meshfed.istio.attributes
   - meshfed.istio.k8s_auth
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Never runs an install or uninstall; reports whether one would run and which objects differ.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Per object, the differing fields before and after (Secret values hidden).
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   istioctl:

@@ -27,17 +27,16 @@ author:
   - meshfed.istio contributors (@meshfed)
 requirements:
   - cryptography >= 41.0.0
+extends_documentation_fragment:
+  - meshfed.istio.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what would be created, re-issued or fixed and writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows, per file, certificate subjects, serials, expiry dates and SHA-256 fingerprints; keys only as sizes.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: partial
     details: Fully idempotent except with O(regenerate=always), which re-issues every intermediate on every run.
 options:

@@ -23,16 +23,15 @@ description:
   - Before anything is written, O(server) is checked to answer as the source's API server (O(verify_server)).
 author:
   - meshfed.istio contributors (@meshfed)
+extends_documentation_fragment:
+  - meshfed.istio.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Server, CA fingerprint and token expiry; never the token.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   cluster_name:

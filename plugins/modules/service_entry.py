@@ -26,20 +26,18 @@ description:
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
+  - meshfed.istio.attributes
   - meshfed.istio.k8s_auth
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reads the cluster and reports what would be created, updated and deleted; writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - Per changed object (C(namespace/name)), its managed C(spec) before and after, plus labels or annotations
         when those differ.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   service_entries:
