@@ -341,3 +341,47 @@ def test_bad_routes_refused_before_any_change(sandbox, exported, helloworld, rou
     assert rc != 0
     assert any(message in m for m in failure_messages(data)), (message, failure_messages(data))
     assert objects(sandbox) == before
+
+
+def remote_secrets(sandbox, cluster):
+    return sorted(s.metadata.name for s in client.CoreV1Api(sandbox.api_client(cluster)).list_namespaced_secret(
+        "istio-system", label_selector="istio/multiCluster=true").items)
+
+
+def owned_global(sandbox, cluster):
+    api = client.CustomObjectsApi(sandbox.api_client(cluster))
+    out = ["%s/%s" % (plural, item["metadata"]["name"])
+           for plural in ("serviceentries", "destinationrules", "virtualservices")
+           for item in api.list_namespaced_custom_object("networking.istio.io", "v1", "istio-system", plural,
+                                                         label_selector="meshfed.istio/owner=meshfed-global")["items"]]
+    gateways = [g["metadata"]["name"] for g in api.list_namespaced_custom_object(
+        "networking.istio.io", "v1", "istio-system", "gateways")["items"]]
+    return sorted(out + (["gateways/meshfed-global-gateway"] if "meshfed-global-gateway" in gateways else []))
+
+
+def test_a_change_of_mode_converges(sandbox, exported):
+    """service_entry -> multi_primary removes the .global objects and writes remote secrets;
+    back to service_entry removes those secrets and brings the same VIPs back."""
+    path = exported.write_exports(EXPORT_HTTPBIN)
+    rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+    assert rc == 0, raw[-3000:]
+    assert remote_secrets(sandbox, "cluster1") == [] and remote_secrets(sandbox, "cluster2") == []
+    assert "gateways/meshfed-global-gateway" in owned_global(sandbox, "cluster2")
+    before_vips = vips(sandbox, "cluster1")
+
+    rc, data, raw = playbook("federate_clusters.yml", "--check")  # the sandbox's inventory: multi_primary
+    assert rc == 0 and changed_tasks(data), raw[-3000:]
+    assert "gateways/meshfed-global-gateway" in owned_global(sandbox, "cluster2")  # check mode wrote nothing
+    rc, data, raw = playbook("federate_clusters.yml")
+    assert rc == 0, raw[-3000:]
+    assert remote_secrets(sandbox, "cluster1") == ["istio-remote-secret-cluster2"]
+    assert remote_secrets(sandbox, "cluster2") == ["istio-remote-secret-cluster1"]
+    assert owned_global(sandbox, "cluster1") == [] and owned_global(sandbox, "cluster2") == []
+    rc, data, raw = playbook("federate_clusters.yml")
+    assert rc == 0 and changed_tasks(data) == [], raw[-3000:]
+
+    rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+    assert rc == 0, raw[-3000:]
+    assert remote_secrets(sandbox, "cluster1") == [] and remote_secrets(sandbox, "cluster2") == []
+    assert "serviceentries/global-httpbin-bar" in owned_global(sandbox, "cluster1")
+    assert vips(sandbox, "cluster1") == before_vips

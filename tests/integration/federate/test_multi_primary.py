@@ -130,3 +130,23 @@ def test_unreachable_remote_api_is_refused_before_writing(sandbox, federated, tm
         assert before == after
     finally:
         inv.remove()
+
+
+def test_cluster_names_default_to_host_names(sandbox, federated, tmp_path):
+    """Without mesh_cluster_name the host name is the cluster name: the secrets stay, a re-run is a no-op."""
+    def drop_names(group):
+        for host in group["hosts"].values():
+            host.pop("mesh_cluster_name")
+    inv = InventoryCopy(tmp_path)
+    try:
+        path = inv.write(drop_names)
+        for expect_changes in (None, False):
+            rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+            assert rc == 0, raw[-3000:]
+            if expect_changes is False:
+                assert changed_tasks(data) == []
+        for target, source in (("cluster1", "cluster2"), ("cluster2", "cluster1")):
+            client.CoreV1Api(sandbox.api_client(target)).read_namespaced_secret(
+                "istio-remote-secret-" + source, "istio-system")
+    finally:
+        inv.remove()
