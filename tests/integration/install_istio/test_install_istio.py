@@ -121,6 +121,21 @@ def test_second_run_changes_nothing(installed):
     assert all(s["changed"] == 0 for s in data["stats"].values()), data["stats"]
 
 
+def test_a_cluster_turned_back_from_remote_loses_the_annotation(sandbox, installed):
+    core = client.CoreV1Api(api(sandbox, "cluster2"))
+    core.patch_namespace("istio-system", {"metadata": {"annotations": {
+        "topology.istio.io/controlPlaneClusters": "cluster1"}}})
+    rc, data, raw = playbook()
+    assert rc == 0, raw[-3000:]
+    changed = changed_tasks(data)
+    assert len(changed) == 1 and "of a primary names no control plane cluster" in changed[0] \
+        and changed[0].endswith(" on cluster2"), changed
+    assert "topology.istio.io/controlPlaneClusters" not in (core.read_namespace("istio-system").metadata.annotations
+                                                            or {})
+    rc, data, raw = playbook()
+    assert rc == 0 and changed_tasks(data) == [], raw[-3000:]
+
+
 def snapshot(sandbox):
     """resourceVersion of every object the install owns, in both clusters."""
     out = {}
