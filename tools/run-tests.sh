@@ -56,8 +56,8 @@ run_integration() {
   printf 'sandbox_kubeconfig: %s\nsandbox_istioctl: %s\n' "$top/.sandbox/kubeconfig" "$top/.sandbox/bin/istioctl" \
     > "$dest/tests/integration/integration_config.yml"
   (cd "$dest" && ansible-test integration --color no --local --python 3.11)
-  banner "integration: the sandbox itself (pytest)"
-  python -m pytest tests/integration/sandbox -q -p no:cacheprovider
+  banner "integration: the sandbox itself and the shared service layer (pytest)"
+  python -m pytest tests/integration/sandbox tests/integration/service -q -p no:cacheprovider
   banner "integration: molecule scenarios (check, converge, idempotence, verify)"
   local scenario
   for scenario in molecule/*/molecule.yml; do

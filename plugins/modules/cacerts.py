@@ -127,14 +127,12 @@ istiod_deployments:
   sample: [istiod]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca, cacerts, kube
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import cacerts_runner, client
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.module_runner import run_module
 
 
 def argument_spec():
-    spec = kube.auth_argument_spec()
+    spec = client.auth_argument_spec()
     spec.update(
         src=dict(type="path"),
         namespace=dict(type="str", default="istio-system"),
@@ -145,17 +143,8 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_if=[("state", "present", ("src",))])
-    for ok, lib, err in ((kube.HAS_KUBERNETES, "kubernetes", kube.KUBERNETES_IMPORT_ERROR),
-                         (ca.HAS_CRYPTOGRAPHY, "cryptography", ca.CRYPTOGRAPHY_IMPORT_ERROR)):
-        if not ok:
-            module.fail_json(msg=missing_required_lib(lib), exception=err)
-    try:
-        result = cacerts.run(kube.api_client(module.params), module.params, module.check_mode, module._diff)
-    except MeshError as e:
-        module.fail_json(msg=str(e), field=e.field, **e.result)
-    module.exit_json(**result)
+    run_module(argument_spec(), cacerts_runner.run, libraries=("kubernetes", "cryptography"),
+               required_if=[("state", "present", ("src",))])
 
 
 if __name__ == "__main__":

@@ -104,14 +104,12 @@ services:
       elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import federation, kube
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, federation_runner
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.module_runner import run_module
 
 
 def main():
-    spec = kube.auth_argument_spec()
+    spec = client.auth_argument_spec()
     spec.update(
         exports=dict(type="list", elements="dict", default=[], options=dict(
             namespace=dict(type="str", required=True),
@@ -122,18 +120,7 @@ def main():
         info_namespace=dict(type="str", default="istio-system"),
         global_form=dict(type="str", default="current", choices=["current", "legacy"]),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not kube.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
-    try:
-        api = kube.api_client(module.params)
-        services = federation.discover(api, module.params["exports"], module.params["label_keys"])
-        info = federation.cluster_info(api, module.params["info_namespace"])
-        if module.params["global_form"] == "legacy":
-            federation.check_legacy_form(info.get("istioVersion"))
-    except MeshError as e:
-        module.fail_json(msg=str(e), field=e.field, **e.result)
-    module.exit_json(changed=False, services=services, cluster_info=info)
+    run_module(spec, federation_runner.run_exported_services)
 
 
 if __name__ == "__main__":

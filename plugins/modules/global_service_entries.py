@@ -25,9 +25,10 @@ description:
     gateway needs to pass the connection through by SNI, and one subset per distinct endpoint label set
     (C(version=v2) makes subset C(v2)); O(routes) adds a VirtualService that splits the host's traffic over its
     subsets by weight.
-  - Each kind is reconciled in one pass (list once, diff, server-side apply what differs in parallel,
-    delete what is no longer exported); see M(meshfed.istio.service_entry). Routes are checked before anything
-    is written.
+  - Each kind - the VIP ConfigMap first, then the ServiceEntries, DestinationRules, VirtualServices and the
+    C(*.global) Gateway - goes through one reconciler (list once, diff, write what differs in parallel, delete
+    what is no longer exported, refuse an object of the same name that another owner wrote); see
+    M(meshfed.istio.owned_objects). Every object is computed and checked before anything is written.
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
@@ -94,7 +95,8 @@ options:
   global_gateway:
     description:
       - Whether this cluster's east-west gateway passes C(*.global) through (Gateway C(meshfed-global-gateway),
-        C(AUTO_PASSTHROUGH) on 15443). Needed where the cluster exports services; removed (when it is ours) otherwise.
+        C(AUTO_PASSTHROUGH) on 15443). Needed where the cluster exports services; removed otherwise, when it is
+        ours (labelled with O(owner)).
     type: bool
     default: false
   destination_rules:
@@ -213,14 +215,12 @@ virtual_services:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import global_import, kube
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, federation_runner
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.module_runner import run_module
 
 
 def main():
-    spec = kube.auth_argument_spec()
+    spec = client.auth_argument_spec()
     spec.update(
         cluster_name=dict(type="str", required=True),
         exports=dict(type="list", elements="dict", required=True, options=dict(
@@ -243,16 +243,7 @@ def main():
         workers=dict(type="int", default=8),
         field_manager=dict(type="str", default="meshfed.istio"),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not kube.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
-    try:
-        result = global_import.run(module.params, module.check_mode, module._diff)
-    except MeshError as e:
-        module.fail_json(msg=str(e), field=e.field, **e.result)
-    for w in result.pop("warnings_list", []):
-        module.warn(w)
-    module.exit_json(**result)
+    run_module(spec, federation_runner.run_global_import, name_option="cluster_name")
 
 
 if __name__ == "__main__":

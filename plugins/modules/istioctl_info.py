@@ -61,23 +61,14 @@ kubernetes_version:
   sample: v1.36.3
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import istioctl_runner, kube
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, istioctl_runner
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.module_runner import run_module
 
 
 def main():
-    spec = kube.auth_argument_spec()
+    spec = client.auth_argument_spec()
     spec.update(istioctl=dict(type="path", default="istioctl"), istio_version=dict(type="str"))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not kube.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
-    try:
-        dummy, dummy2, facts = istioctl_runner.preflight(module.params, module.run_command)
-    except MeshError as e:
-        module.fail_json(msg=str(e), field=e.field, **e.result)
-    module.exit_json(changed=False, **facts)
+    run_module(spec, istioctl_runner.run_info, run_commands=True)
 
 
 if __name__ == "__main__":

@@ -204,14 +204,12 @@ output:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import istioctl_runner, kube
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, istioctl_runner
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.module_runner import run_module
 
 
 def argument_spec():
-    spec = kube.auth_argument_spec()
+    spec = client.auth_argument_spec()
     spec.update(
         istioctl=dict(type="path", default="istioctl"),
         istio_version=dict(type="str"),
@@ -238,15 +236,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not kube.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
-    try:
-        result = istioctl_runner.run(module.params, module.run_command,
-                                     module.check_mode, module._diff)
-    except MeshError as e:
-        module.fail_json(msg=str(e), field=e.field, **e.result)
-    module.exit_json(**result)
+    run_module(argument_spec(), istioctl_runner.run, run_commands=True)
 
 
 if __name__ == "__main__":

@@ -261,10 +261,8 @@ clusters:
       type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca, mesh_ca_runner
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.module_runner import run_module
 
 
 def argument_spec():
@@ -287,17 +285,8 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_by={"root_key_path": "root_cert_path"})
-    if not ca.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=ca.CRYPTOGRAPHY_IMPORT_ERROR)
-    try:
-        result, warnings = mesh_ca_runner.run(module.params, module.check_mode, module._diff)
-    except MeshError as e:
-        module.fail_json(msg=str(e), field=e.field, **e.result)
-    for w in warnings:
-        module.warn(w)
-    module.exit_json(**result)
+    run_module(argument_spec(), mesh_ca_runner.run, connection=None, libraries=("cryptography",),
+               required_by={"root_key_path": "root_cert_path"})
 
 
 if __name__ == "__main__":

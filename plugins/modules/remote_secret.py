@@ -172,27 +172,15 @@ source_objects:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import kube, remote_secret
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
-
-
-def connection_spec():
-    """The auth options of one cluster, without the K8S_AUTH_* environment fallbacks
-    and aliases: with two clusters in one task, they would be ambiguous."""
-    spec = kube.auth_argument_spec()
-    for option in spec.values():
-        option.pop("fallback", None)
-        option.pop("aliases", None)
-    return spec
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, remote_secret_runner
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.module_runner import run_module
 
 
 def argument_spec():
     return dict(
         cluster_name=dict(type="str", required=True),
-        source=dict(type="dict", default={}, options=connection_spec()),
-        target=dict(type="dict", default={}, options=connection_spec()),
+        source=dict(type="dict", default={}, options=client.connection_spec()),
+        target=dict(type="dict", default={}, options=client.connection_spec()),
         server=dict(type="str"),
         verify_server=dict(type="bool", default=True),
         namespace=dict(type="str", default="istio-system"),
@@ -206,14 +194,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not kube.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
-    try:
-        result = remote_secret.run(module.params, module.check_mode, module._diff)
-    except MeshError as e:
-        module.fail_json(msg=str(e), field=e.field, **e.result)
-    module.exit_json(**result)
+    run_module(argument_spec(), remote_secret_runner.run, connection="target")
 
 
 if __name__ == "__main__":

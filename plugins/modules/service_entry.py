@@ -211,14 +211,12 @@ fields:
   sample: {"istio-system/httpbin-bar-global": ["spec.endpoints"]}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import kube, service_entry
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, reconcile_runner
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.module_runner import run_module
 
 
 def argument_spec():
-    spec = kube.auth_argument_spec()
+    spec = client.auth_argument_spec()
     spec.update(
         service_entries=dict(type="list", elements="dict", default=[], options=dict(
             name=dict(type="str", required=True),
@@ -227,25 +225,13 @@ def argument_spec():
             labels=dict(type="dict"),
             annotations=dict(type="dict"),
         )),
-        owner=dict(type="str", required=True),
-        namespaces=dict(type="list", elements="str"),
-        prune=dict(type="bool", default=True),
-        field_manager=dict(type="str", default=service_entry.DEFAULT_FIELD_MANAGER),
-        workers=dict(type="int", default=8),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
     )
+    spec.update(reconcile_runner.set_options())
     return spec
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not kube.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
-    try:
-        result = service_entry.run(kube.api_client(module.params), module.params, module.check_mode, module._diff)
-    except MeshError as e:
-        module.fail_json(msg=str(e), field=e.field, **e.result)
-    module.exit_json(**result)
+    run_module(argument_spec(), reconcile_runner.run_service_entries)
 
 
 if __name__ == "__main__":

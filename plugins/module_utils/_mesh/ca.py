@@ -25,9 +25,9 @@ File layout (the one of Istio's tools/certs)::
 from __future__ import annotations
 
 import datetime
-import re
 import traceback
 
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import names as names_mod
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import CAError
 
 try:
@@ -50,7 +50,6 @@ REGENERATE_POLICIES = ("never", "fail", "partial_idempotence", "full_idempotence
 ISTIOD_SAN = "istiod.istio-system.svc"
 CLUSTER_FILES = ("ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem")
 KEY_FILES = ("root-key.pem", "ca-key.pem")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def file_mode(relpath):
@@ -110,7 +109,7 @@ def validate_cluster_names(names):
     """Each name a DNS-1123 label, no duplicates.  Returns the list."""
     seen = set()
     for name in names:
-        if not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL.match(name):
+        if not names_mod.is_dns1123_label(name):
             raise CAError("clusters: %r is not a DNS-1123 label (lower-case letters, digits and '-', "
                           "starting and ending with a letter or digit, at most 63 characters)" % (name,),
                           field="clusters")

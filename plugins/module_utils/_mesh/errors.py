@@ -5,7 +5,12 @@
 # This module util is PRIVATE to the meshfed.istio collection. It may change
 # without notice between releases.
 
-"""The collection's exception hierarchy: module_utils raise, modules fail."""
+"""The collection's one exception hierarchy: module_utils raise, modules fail.
+
+Every error the collection raises on purpose is a ``MeshError``; the module
+helper (``module_runner.run_module``) turns it into ``fail_json`` with ``msg``,
+``field`` and the partial ``result``.
+"""
 
 from __future__ import annotations
 
@@ -33,4 +38,27 @@ class CAError(MeshError):
 
 
 class ClusterError(MeshError):
-    """A Kubernetes API call failed or returned something unusable."""
+    """A Kubernetes API call failed or returned something unusable; the message names
+    the cluster, the object (kind, namespace/name) and the API's reason.  ``status``
+    is the HTTP status the API answered with (None when it did not answer)."""
+
+    def __init__(self, msg, field=None, result=None, status=None):
+        super().__init__(msg, field=field, result=result)
+        self.status = status
+
+
+class InstallError(MeshError):
+    """Bad install input, version skew, or a failed istioctl run."""
+
+
+class RemoteSecretError(MeshError):
+    """Bad input or a cluster that cannot serve a remote secret."""
+
+
+class FederationError(MeshError):
+    """Exports that cannot be federated as asked."""
+
+
+class TopologyError(MeshError):
+    """Input the topology functions cannot read (not an inventory problem: those are
+    what ``topology.topology_errors`` reports)."""

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import FederationError
 
 GATEWAY_PORT = 15443
 EGRESS_GATEWAY = "istio-egressgateway.istio-system.svc.cluster.local"
 SELECTOR_RE = re.compile(r"^[A-Za-z0-9_./-]+(=[A-Za-z0-9_.-]*)?$")
-
-
-class FederationError(MeshError):
-    """Exports that cannot be federated as asked."""
+GLOBAL_GATEWAY = "meshfed-global-gateway"
 
 
 def global_host(name, namespace):
@@ -267,64 +264,40 @@ def global_virtual_services(exports, routes, namespace="istio-system"):
     return out
 
 
-# --- discovery (API) ------------------------------------------------------------
-
-def _dynamic(api):
-    """A DynamicClient (importing the typed CoreV1Api costs more than a second per module run)."""
-    from kubernetes.dynamic import DynamicClient
-    return DynamicClient(api)
-
-
-def discover(api, exports_spec, label_keys):
-    """The Services a cluster exports: one LIST of Services per export entry and one
-    LIST of Pods per namespace, whatever the number of Services."""
-    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import kube
-    dyn = _dynamic(api)
-    services_res = dyn.resources.get(api_version="v1", kind="Service")
-    pods_res = dyn.resources.get(api_version="v1", kind="Pod")
-    pods_by_ns = {}
-    found = {}
-    for i, spec in enumerate(exports_spec):
-        ns = spec.get("namespace")
-        if not ns:
-            raise FederationError("mesh_exports[%d]: namespace is required" % i, field="mesh_exports")
-        selector = spec.get("label_selector") or ""
-        if selector and not all(SELECTOR_RE.match(part.strip()) for part in selector.split(",")):
-            raise FederationError("mesh_exports[%d]: label_selector %r is not a label selector" % (i, selector),
-                                  field="mesh_exports")
-        try:
-            services = dyn.get(services_res, namespace=ns, label_selector=selector or None).to_dict()["items"]
-            if ns not in pods_by_ns:
-                pods_by_ns[ns] = [(p["metadata"].get("labels") or {})
-                                  for p in dyn.get(pods_res, namespace=ns).to_dict()["items"]]
-        except kube.ApiException as e:
-            raise kube.api_error(e, "listing Services of namespace %s" % ns)
-        names = set(spec.get("names") or [])
-        for svc in services:
-            name = svc["metadata"]["name"]
-            if names and name not in names:
-                continue
-            sel = svc["spec"].get("selector") or {}
-            pods = [lbl for lbl in pods_by_ns[ns] if sel and all(lbl.get(k) == v for k, v in sel.items())]
-            found[(ns, name)] = {
-                "name": name, "namespace": ns,
-                "ports": [{"name": p.get("name"), "port": p["port"], "app_protocol": p.get("appProtocol")}
-                          for p in svc["spec"].get("ports") or []],
-                "label_sets": endpoint_labels(pods, label_keys),
-            }
-    return [found[k] for k in sorted(found)]
+def check_export_spec(i, spec):
+    """One entry of ``mesh_exports``: a namespace, and a label selector when given."""
+    if not spec.get("namespace"):
+        raise FederationError("mesh_exports[%d]: namespace is required" % i, field="mesh_exports")
+    selector = spec.get("label_selector") or ""
+    if selector and not all(SELECTOR_RE.match(part.strip()) for part in selector.split(",")):
+        raise FederationError("mesh_exports[%d]: label_selector %r is not a label selector" % (i, selector),
+                              field="mesh_exports")
 
 
-def cluster_info(api, namespace="istio-system"):
-    """What install_istio recorded in ConfigMap meshfed-cluster-info ({} when absent)."""
-    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import kube
-    from kubernetes.dynamic.exceptions import NotFoundError
-    dyn = _dynamic(api)
-    try:
-        cm = dyn.get(dyn.resources.get(api_version="v1", kind="ConfigMap"), name="meshfed-cluster-info",
-                     namespace=namespace).to_dict()
-    except NotFoundError:
-        return {}
-    except kube.ApiException as e:
-        raise kube.api_error(e, "reading ConfigMap %s/meshfed-cluster-info" % namespace)
-    return dict(cm.get("data") or {})
+def exported(services, pods, names, label_keys):
+    """The exports of one namespace from its Services and Pods (dicts of a LIST), restricted
+    to ``names`` when given."""
+    pod_labels = [(p["metadata"].get("labels") or {}) for p in pods]
+    out = []
+    for svc in services:
+        name = svc["metadata"]["name"]
+        if names and name not in names:
+            continue
+        sel = svc["spec"].get("selector") or {}
+        matching = [lbl for lbl in pod_labels if sel and all(lbl.get(k) == v for k, v in sel.items())]
+        out.append({
+            "name": name, "namespace": svc["metadata"]["namespace"],
+            "ports": [{"name": p.get("name"), "port": p["port"], "app_protocol": p.get("appProtocol")}
+                      for p in svc["spec"].get("ports") or []],
+            "label_sets": endpoint_labels(matching, label_keys),
+        })
+    return out
+
+
+def global_gateway(namespace):
+    """The exporting cluster's east-west gateway also passes *.global through, by SNI,
+    to the local ServiceEntry of the exported host (install_istio's serves *.local)."""
+    return {"name": GLOBAL_GATEWAY, "namespace": namespace, "spec": {
+        "selector": {"istio": "eastwestgateway"}, "servers": [{
+            "port": {"number": GATEWAY_PORT, "name": "tls-global", "protocol": "TLS"},
+            "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.global"]}]}}

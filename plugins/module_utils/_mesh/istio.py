@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import re
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import InstallError
 
 EASTWEST_GATEWAY = "istio-eastwestgateway"
 # Ports of Istio's samples/multicluster/gen-eastwest-gateway.sh: status, mTLS
@@ -36,10 +36,6 @@ K8S_MIN = {
     (1, 30): 32,
     (1, 31): 32,
 }
-
-
-class InstallError(MeshError):
-    """Bad install input, version skew, or a failed istioctl run."""
 
 
 def parse_version(text):

@@ -19,28 +19,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import istio, kube
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.istio import InstallError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import istio
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import ClusterError, InstallError
 
 try:
     import yaml
 except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
     yaml = None
-
-try:
-    from kubernetes.dynamic import DynamicClient
-    from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
-except ImportError:  # pragma: no cover - reported through missing_required_lib
-    DynamicClient = None
-
-    class NotFoundError(Exception):  # type: ignore[no-redef]
-        """Stand-in so that except clauses still parse without the library."""
-
-    class ResourceNotFoundError(Exception):  # type: ignore[no-redef]
-        """Stand-in so that except clauses still parse without the library."""
 
 DRIFT_FIELD_MANAGER = "meshfed-drift-check"
 # Kinds that istioctl prunes and that we check for objects a previous install
@@ -105,25 +92,17 @@ def _short(value):
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "..."
 
 
-def compare_object(dyn, obj):
+def compare_object(service, obj):
     """{'action': 'create'|'update'|None, 'fields': [...], 'before': {}, 'after': {}} for one rendered object."""
     ref = istio.object_ref(obj)
-    try:
-        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-    except ResourceNotFoundError:
+    res = service.resource(obj["apiVersion"], obj["kind"], required=False)
+    if res is None:
         return {"action": "create", "fields": [], "reason": "its API (%s) is not served yet" % obj["apiVersion"]}
-    ns = ref["namespace"] if res.namespaced else None
-    try:
-        live = dyn.get(res, name=ref["name"], namespace=ns).to_dict()
-    except NotFoundError:
+    live = service.get(obj["apiVersion"], obj["kind"], ref["name"], ref["namespace"] if res.namespaced else None)
+    if live is None:
         return {"action": "create", "fields": []}
-    except kube.ApiException as e:
-        raise kube.api_error(e, "reading %s" % istio.ref_str(ref))
-    try:
-        applied = dyn.server_side_apply(res, body=istio.without_owner_labels(obj), name=ref["name"], namespace=ns, force_conflicts=True,
-                                        field_manager=DRIFT_FIELD_MANAGER, dry_run="All").to_dict()
-    except kube.ApiException as e:
-        raise kube.api_error(e, "dry-run apply of %s" % istio.ref_str(ref))
+    # a dry run: what the server's defaulting makes of the rendered object, nothing written
+    applied = service.apply(istio.without_owner_labels(obj), DRIFT_FIELD_MANAGER, dry_run=True, force=True)
     before, after = istio.normalize(live), istio.normalize(applied)
     fields = istio.diff_paths(before, after)
     if not fields:
@@ -134,83 +113,77 @@ def compare_object(dyn, obj):
             "after": dict((f, "<hidden>" if secret else _short(_value_at(after, f))) for f in fields)}
 
 
-def labelled_objects(dyn, selector, kinds):
+def labelled_objects(service, selector, kinds):
     """Refs of the objects of ``kinds`` ((api_version, kind) pairs) that ``selector`` matches, cluster-wide."""
     out = []
     for api_version, kind in kinds:
-        res = dyn.resources.get(api_version=api_version, kind=kind)
-        try:
-            items = dyn.get(res, label_selector=selector).to_dict().get("items", [])
-        except kube.ApiException as e:
-            raise kube.api_error(e, "listing %s objects labelled %s" % (kind, selector))
-        for item in items:
+        for item in service.list(api_version, kind, label_selector=selector, required=True):
             m = item["metadata"]
             out.append({"kind": kind, "namespace": m.get("namespace"), "name": m["name"], "api_version": api_version})
     return out
 
 
-def leftovers(dyn, wanted_refs, iop, version):
+def leftovers(service, wanted_refs, iop, version):
     """Objects of an earlier install that `istioctl install` would prune: those its
     prune selector matches (istio.prune_selector) and the manifest no longer has."""
     wanted = set((r["kind"], r["namespace"], r["name"]) for r in wanted_refs)
-    return [o for o in labelled_objects(dyn, istio.prune_selector(iop, version), PRUNE_KINDS)
+    return [o for o in labelled_objects(service, istio.prune_selector(iop, version), PRUNE_KINDS)
             if (o["kind"], o["namespace"], o["name"]) not in wanted]
 
 
-def installed_objects(dyn, revision, purge):
+def installed_objects(service, revision, purge):
     """Deployments (and Services) an install of ``revision`` (or any, with purge) left in the cluster."""
     selector = istio.COMPONENT_LABEL if purge else "%s,%s=%s" % (
         istio.COMPONENT_LABEL, istio.REVISION_LABEL, revision or "default")
-    return labelled_objects(dyn, selector, PRUNE_KINDS[:2])
+    return labelled_objects(service, selector, PRUNE_KINDS[:2])
 
 
-def preflight(params, run_command):
-    """Versions of istioctl and the cluster, checked; (Istioctl, ApiClient, facts)."""
+def preflight(params, service, run_command):
+    """Versions of istioctl and the cluster, checked; (Istioctl, facts)."""
     ctl = Istioctl(run_command, params["istioctl"], params.get("kubeconfig"), params.get("context"))
     version = ctl.version()
     istio.check_istioctl_version(version, params.get("istio_version"))
-    api = kube.api_client(params)
     try:
-        k8s_version = kube.k8s_client.VersionApi(api).get_code().git_version
-    except kube.ApiException as e:
-        raise kube.api_error(e, "reading the Kubernetes version of context %s" % params.get("context"))
-    except Exception as e:  # urllib3 connection errors have no common base we can import here
+        k8s_version = service.version()
+    except ClusterError as e:
         raise InstallError("context %s: cannot reach the API server: %s" % (params.get("context"), e),
                            field="context")
     istio.check_kubernetes_version(version, k8s_version)
-    return ctl, api, {"version": version, "kubernetes_version": k8s_version}
+    return ctl, {"version": version, "kubernetes_version": k8s_version}
 
 
-def wait_gone(dyn, revision, purge, timeout):
+def run_info(params, service, check_mode, diff, run_command):
+    """Runner of meshfed.istio.istioctl_info."""
+    dummy, facts = preflight(params, service, run_command)
+    return dict(facts, changed=False)
+
+
+def wait_gone(service, revision, purge, timeout):
     """istioctl uninstall returns once the deletes are issued: wait until the objects are gone."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = installed_objects(dyn, revision, purge)
-        if not left:
-            return
-        if time.monotonic() > deadline:
-            raise InstallError("uninstall: still present after %ds: %s"
-                               % (timeout, ", ".join(istio.ref_str(o) for o in left)), field="readiness_timeout")
-        time.sleep(1)
+    def pending():
+        return [istio.ref_str(o) for o in installed_objects(service, revision, purge)]
+    try:
+        service.wait("uninstall", pending, timeout)
+    except ClusterError as e:
+        raise InstallError(str(e), field="readiness_timeout")
 
 
-def run(params, run_command, check_mode, want_diff):
-    ctl, api, facts = preflight(params, run_command)
+def run(params, service, check_mode, want_diff, run_command):
+    ctl, facts = preflight(params, service, run_command)
     version, k8s_version = facts["version"], facts["kubernetes_version"]
-    dyn = DynamicClient(api)
     revision = params.get("revision") or ""
     result = {"changed": False, "version": version, "kubernetes_version": k8s_version,
               "revision": revision or "default", "objects": []}
 
     if params["state"] == "absent":
-        present = installed_objects(dyn, revision, params.get("purge"))
+        present = installed_objects(service, revision, params.get("purge"))
         result["objects"] = [dict(o, action="delete") for o in present]
         if present:
             result["changed"] = True
             if not check_mode:
                 args = ["uninstall", "-y"] + (["--purge"] if params.get("purge") else ["--revision", revision or "default"])
                 result["output"] = ctl.run(args, "uninstall")
-                wait_gone(dyn, revision, params.get("purge"), params["readiness_timeout"])
+                wait_gone(service, revision, params.get("purge"), params["readiness_timeout"])
         return result
 
     iop = istio.render_iop(params)
@@ -225,7 +198,7 @@ def run(params, run_command, check_mode, want_diff):
         diff_before, diff_after = {}, {}
         # one GET and one dry-run apply per object; in parallel, the API server is the bottleneck
         with ThreadPoolExecutor(max_workers=COMPARE_WORKERS) as pool:
-            compared = list(pool.map(lambda o: compare_object(dyn, o), objs))
+            compared = list(pool.map(lambda o: compare_object(service, o), objs))
         for obj, cmp_ in zip(objs, compared):
             ref = istio.object_ref(obj)
             if cmp_["action"]:
@@ -235,7 +208,7 @@ def run(params, run_command, check_mode, want_diff):
                 result["objects"].append(entry)
                 diff_before[istio.ref_str(ref)] = cmp_.get("before") if cmp_["action"] == "update" else None
                 diff_after[istio.ref_str(ref)] = cmp_.get("after") if cmp_["action"] == "update" else "created"
-        for ref in leftovers(dyn, [istio.object_ref(o) for o in objs], iop, version):
+        for ref in leftovers(service, [istio.object_ref(o) for o in objs], iop, version):
             result["objects"].append(dict(ref, action="prune", fields=[]))
             diff_before[istio.ref_str(ref)] = "present"
             diff_after[istio.ref_str(ref)] = None

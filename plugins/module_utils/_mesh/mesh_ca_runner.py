@@ -42,8 +42,8 @@ def read_existing(base, cluster_names, root_cert_path=None, root_key_path=None, 
                        root_key_passphrase=root_key_passphrase)
 
 
-def run(params, check_mode, want_diff, now=None):
-    """Do the whole job; returns (result dict, warnings).  Raises MeshError."""
+def run(params, service, check_mode, want_diff, now=None):
+    """Runner of meshfed.istio.mesh_ca (``service`` is None: it talks to no cluster).  Raises MeshError."""
     base = params["dir"]
     names = ca.validate_cluster_names(params.get("clusters") or [])
     ca_params = ca.Params(**dict((k, params.get(k)) for k in PARAM_NAMES))
@@ -80,7 +80,8 @@ def run(params, check_mode, want_diff, now=None):
         result["clusters"][name] = entry
     if diff is not None:
         result["diff"] = diff
-    return result, plan["warnings"]
+    result["warnings"] = plan["warnings"]
+    return result
 
 
 def _diff(base, wanted, todo):

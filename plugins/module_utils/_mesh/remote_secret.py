@@ -7,22 +7,19 @@
 
 """Istio remote secrets, natively (what `istioctl create-remote-secret` makes).
 
-Pure part: the reader RBAC, the kubeconfig inside the secret, reading it back,
-token expiry, and the decision whether the secret must be rewritten.
-``run`` talks to the two clusters.
+Pure: the reader RBAC objects, the kubeconfig inside the secret, reading it back,
+token expiry, the decision whether the secret must be rewritten, and which
+secrets are stale.  remote_secret_runner talks to the two clusters.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import datetime
 import hashlib
 import json
-import time
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import kube
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import names
 
 try:
     import yaml
@@ -31,7 +28,6 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
 
 MULTICLUSTER_LABEL = "istio/multiCluster"
 CLUSTER_ANNOTATION = "networking.istio.io/cluster"
-MANAGED_BY = kube.MANAGED_BY
 READ = ["get", "list", "watch"]
 
 # What istiod reads in a remote cluster, read-only.  Istio's own
@@ -54,10 +50,6 @@ READER_RULES = [
     {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
     {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
 ]
-
-
-class RemoteSecretError(MeshError):
-    """Bad input or a cluster that cannot serve a remote secret."""
 
 
 def secret_name(cluster_name):
@@ -145,213 +137,61 @@ def describe(server, ca, token):
             "token": "<hidden, %s>" % ("expires " + exp.strftime("%Y-%m-%dT%H:%M:%SZ") if exp else "no expiry")}
 
 
-# --- API side ----------------------------------------------------------------
-
-def _read(fn, *args):
-    try:
-        return fn(*args)
-    except kube.ApiException as e:
-        if kube.is_not_found(e):
-            return None
-        raise
-
-
-def ensure_reader(core, rbac, namespace, service_account, check_mode):
-    """Service account and its read-only ClusterRole(+Binding) in the source cluster.
-    Returns the names of what was (or would be) created or updated."""
-    k = kube.k8s_client
-    touched = []
-    role = reader_role_name(service_account, namespace)
-    if _read(core.read_namespace, namespace) is None:
-        raise RemoteSecretError("source: namespace %s does not exist (install Istio first)" % namespace,
-                                field="namespace")
-    if _read(core.read_namespaced_service_account, service_account, namespace) is None:
-        touched.append("ServiceAccount %s/%s" % (namespace, service_account))
-        if not check_mode:
-            core.create_namespaced_service_account(namespace, k.V1ServiceAccount(
-                metadata=k.V1ObjectMeta(name=service_account, labels=dict(MANAGED_BY))))
-    want_rules = [k.V1PolicyRule(api_groups=r["apiGroups"], resources=r["resources"], verbs=r["verbs"])
-                  for r in READER_RULES]
-    current = _read(rbac.read_cluster_role, role)
-    if current is None or [r.to_dict() for r in (current.rules or [])] != [r.to_dict() for r in want_rules]:
-        touched.append("ClusterRole %s" % role)
-        if not check_mode:
-            body = k.V1ClusterRole(metadata=k.V1ObjectMeta(name=role, labels=dict(MANAGED_BY)), rules=want_rules)
-            if current is None:
-                rbac.create_cluster_role(body)
-            else:
-                body.metadata.resource_version = current.metadata.resource_version
-                rbac.replace_cluster_role(role, body)
-    binding = _read(rbac.read_cluster_role_binding, role)
-    if binding is None:
-        touched.append("ClusterRoleBinding %s" % role)
-        if not check_mode:
-            rbac.create_cluster_role_binding(k.V1ClusterRoleBinding(
-                metadata=k.V1ObjectMeta(name=role, labels=dict(MANAGED_BY)),
-                role_ref=k.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role),
-                subjects=[k.RbacV1Subject(kind="ServiceAccount", name=service_account, namespace=namespace)]))
-    return touched
-
-
-def legacy_token(core, namespace, service_account, check_mode, timeout):
-    """(ca, token, created) from a kubernetes.io/service-account-token Secret, made
-    and waited for when missing (Kubernetes 1.24+ no longer makes one by itself)."""
-    k = kube.k8s_client
-    name = token_secret_name(service_account)
-    secret = _read(core.read_namespaced_secret, name, namespace)
-    created = False
-    if secret is None:
-        created = True
-        if check_mode:
-            return None, None, created
-        core.create_namespaced_secret(namespace, k.V1Secret(
-            metadata=k.V1ObjectMeta(name=name, labels=dict(MANAGED_BY),
-                                    annotations={"kubernetes.io/service-account.name": service_account}),
-            type="kubernetes.io/service-account-token"))
-    deadline = time.monotonic() + timeout
-    while True:
-        secret = core.read_namespaced_secret(name, namespace)
-        data = secret.data or {}
-        if data.get("token") and data.get("ca.crt"):
-            return base64.b64decode(data["ca.crt"]), base64.b64decode(data["token"]).decode(), created
-        if time.monotonic() > deadline:
-            raise RemoteSecretError(
-                "source: Secret %s/%s got no token and ca.crt within %ds: is kube-controller-manager's "
-                "service-account token controller running (--service-account-private-key-file, --root-ca-file)?"
-                % (namespace, name, timeout), field="token_timeout")
-        time.sleep(0.5)
-
-
-def request_token(core, namespace, service_account, expiration):
-    k = kube.k8s_client
-    tr = core.create_namespaced_service_account_token(service_account, namespace, k.AuthenticationV1TokenRequest(
-        spec=k.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration)))
-    return tr.status.token
-
-
-def source_ca(api):
-    path = api.configuration.ssl_ca_cert
-    if not path:
-        raise RemoteSecretError("source: the connection to the source cluster names no CA certificate; the remote "
-                                "secret needs one (give source.ca_cert or a kubeconfig with certificate-authority)",
-                                field="source")
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def probe_server(source, server, timeout=10):
-    """Fail (nothing written yet) when ``server`` does not answer as a Kubernetes API
-    server with the source cluster's CA: the remote secret would be useless."""
-    conf = copy.copy(source.configuration)
-    conf.host = server
-    try:
-        kube.k8s_client.VersionApi(kube.k8s_client.ApiClient(conf)).get_code(_request_timeout=timeout)
-    except Exception as e:  # connection refused, TLS, DNS, timeout: all mean "unreachable"
-        raise RemoteSecretError("server: %s does not answer as the API server of this cluster from the "
-                                "controller: %s" % (server, str(e).splitlines()[0][:300]), field="server")
-
-
 def label_reasons(existing, cluster_name):
-    meta = existing.metadata
+    """What is wrong with the labels and annotation of an existing remote secret (a dict)."""
+    meta = existing.get("metadata") or {}
     reasons = []
-    if (meta.labels or {}).get(MULTICLUSTER_LABEL) != "true":
+    if (meta.get("labels") or {}).get(MULTICLUSTER_LABEL) != "true":
         reasons.append("label %s=true missing" % MULTICLUSTER_LABEL)
-    if (meta.annotations or {}).get(CLUSTER_ANNOTATION) != cluster_name:
+    if (meta.get("annotations") or {}).get(CLUSTER_ANNOTATION) != cluster_name:
         reasons.append("annotation %s is not %s" % (CLUSTER_ANNOTATION, cluster_name))
     return reasons
 
 
-def run(params, check_mode, want_diff, now=None):
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    name = params["cluster_name"]
-    ns = params["namespace"]
-    sec_name = secret_name(name)
-    target = kube.api_client(params["target"])
-    tcore = kube.k8s_client.CoreV1Api(target)
-    result = {"changed": False, "secret": {"namespace": ns, "name": sec_name, "cluster": name}, "source_objects": []}
+def reader_objects(namespace, service_account):
+    """The reader's ServiceAccount, ClusterRole and ClusterRoleBinding in the source cluster."""
+    role = reader_role_name(service_account, namespace)
+    labels = names.managed_labels()
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": service_account, "namespace": namespace, "labels": dict(labels)}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": role, "labels": dict(labels)}, "rules": [dict(r) for r in READER_RULES]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": role, "labels": dict(labels)},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+         "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}]},
+    ]
 
-    try:
-        existing = _read(tcore.read_namespaced_secret, sec_name, ns)
-    except kube.ApiException as e:
-        raise kube.api_error(e, "target: reading Secret %s/%s" % (ns, sec_name))
-    current = None
-    if existing is not None:
-        raw = (existing.data or {}).get(name)
-        current = parse_kubeconfig(base64.b64decode(raw).decode()) if raw else (None, None, None)
 
-    if params["state"] == "absent":
-        if existing is not None:
-            result["changed"] = True
-            if want_diff:
-                result["diff"] = {"before": describe(*current), "after": {}}
-            if not check_mode:
-                try:
-                    tcore.delete_namespaced_secret(sec_name, ns)
-                except kube.ApiException as e:
-                    if not kube.is_not_found(e):
-                        raise kube.api_error(e, "target: deleting Secret %s/%s" % (ns, sec_name))
-        return result
+def _rule(r):
+    return dict((k, r.get(k) or []) for k in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"))
 
-    source = kube.api_client(params["source"])
-    score = kube.k8s_client.CoreV1Api(source)
-    srbac = kube.k8s_client.RbacAuthorizationV1Api(source)
-    server = params.get("server") or source.configuration.host
-    sa = params["service_account"]
-    if params["verify_server"]:
-        probe_server(source, server)
-    try:
-        result["source_objects"] = ensure_reader(score, srbac, ns, sa, check_mode)
-        if params["token_mode"] == "secret":
-            ca, token, created = legacy_token(score, ns, sa, check_mode, params["token_timeout"])
-            if created:
-                result["source_objects"].append("Secret %s/%s" % (ns, token_secret_name(sa)))
-        else:
-            ca = source_ca(source)
-            token = None
-            if current is not None and current[2] and current[1] == ca and current[0] == server:
-                exp = token_expiry(current[2])
-                if exp is not None and exp > now + datetime.timedelta(seconds=params["renew_before"]):
-                    token = current[2]  # still valid: keep it, no rewrite
-            if token is None and not check_mode:
-                token = request_token(score, ns, sa, params["token_expiration"])
-    except kube.ApiException as e:
-        raise kube.api_error(e, "source (cluster %s)" % name)
 
-    if token is None:
-        # check mode, and a token would have to be made first
-        reasons = ["a new token is needed"] if current is not None else ["missing"]
-        token_until = None
-    else:
-        token_until = token_expiry(token)
-        reasons = rewrite_reasons(current, server, ca, token_until, now, params["renew_before"])
-        if current is not None and current[2] != token and params["token_mode"] == "secret":
-            reasons.append("token differs from the service account's token Secret")
-        if existing is not None:
-            reasons += label_reasons(existing, name)
-    result["reasons"] = reasons
-    result["changed"] = bool(reasons) or bool(result["source_objects"])
-    result["secret"].update(server=server, ca_sha256=fingerprint(ca) if ca else None,
-                            token_expires=token_until.strftime("%Y-%m-%dT%H:%M:%SZ") if token_until else None)
-    if want_diff and result["changed"]:
-        result["diff"] = {"before": dict(describe(*current) if current else {}, source_objects=[]),
-                          "after": dict(describe(server, ca, token) if token else {"server": server},
-                                        source_objects=result["source_objects"])}
-    if not reasons or check_mode:
-        return result
+def rules_differ(live_rules, want_rules):
+    return [_rule(r) for r in live_rules or []] != [_rule(r) for r in want_rules]
 
-    kubeconfig = yaml.safe_dump(build_kubeconfig(name, server, ca, token), default_flow_style=False)
-    k = kube.k8s_client
-    body = k.V1Secret(
-        metadata=k.V1ObjectMeta(name=sec_name, namespace=ns,
-                                labels=dict(MANAGED_BY, **{MULTICLUSTER_LABEL: "true"}),
-                                annotations={CLUSTER_ANNOTATION: name}),
-        type="Opaque", data={name: base64.b64encode(kubeconfig.encode()).decode()})
-    try:
-        if existing is None:
-            tcore.create_namespaced_secret(ns, body)
-        else:
-            body.metadata.resource_version = existing.metadata.resource_version
-            tcore.replace_namespaced_secret(sec_name, ns, body)
-    except kube.ApiException as e:
-        raise kube.api_error(e, "target: writing Secret %s/%s" % (ns, sec_name))
-    return result
+
+def secret_manifest(cluster_name, namespace, kubeconfig_text):
+    """The remote secret (istiod reads the kubeconfig under the cluster's name)."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": secret_name(cluster_name), "namespace": namespace,
+                         "labels": dict(names.managed_labels(), **{MULTICLUSTER_LABEL: "true"}),
+                         "annotations": {CLUSTER_ANNOTATION: cluster_name}},
+            "data": {cluster_name: base64.b64encode(kubeconfig_text.encode()).decode()}}
+
+
+def written_by_us(secrets):
+    """{cluster name: secret name} of remote secrets (dicts) this collection wrote."""
+    out = {}
+    for s in secrets:
+        meta = s.get("metadata") or {}
+        cluster = (meta.get("annotations") or {}).get(CLUSTER_ANNOTATION)
+        if cluster and names.is_managed(s) and (meta.get("labels") or {}).get(MULTICLUSTER_LABEL) == "true":
+            out[cluster] = meta.get("name")
+    return out
+
+
+def stale(ours, keep):
+    """The cluster names of ``ours`` ({cluster: secret}) that are not in ``keep``, sorted."""
+    return sorted(set(ours) - set(keep or []))

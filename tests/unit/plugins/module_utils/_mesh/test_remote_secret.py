@@ -9,6 +9,7 @@ import base64
 import datetime
 import json
 
+import pytest
 import yaml
 
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import remote_secret as rs
@@ -79,3 +80,29 @@ def test_reader_rules_are_read_only():
 def test_names():
     assert rs.secret_name("cluster2") == "istio-remote-secret-cluster2"
     assert rs.token_secret_name("meshfed-istio-reader") == "meshfed-istio-reader-token"
+
+
+def remote(cluster, name=None, managed=True, multicluster="true", annotated=True):
+    labels = {rs.MULTICLUSTER_LABEL: multicluster}
+    if managed:
+        labels["app.kubernetes.io/managed-by"] = "meshfed.istio"
+    meta = {"name": name or rs.secret_name(cluster), "labels": labels}
+    if annotated:
+        meta["annotations"] = {rs.CLUSTER_ANNOTATION: cluster}
+    return {"metadata": meta, "data": {cluster: "c2VjcmV0"}}
+
+
+def test_written_by_us_only_our_annotated_remote_secrets():
+    secrets = [remote("c2"), remote("c3", name="custom-name"), remote("c4", managed=False),
+               remote("c5", annotated=False), remote("c6", multicluster="false")]
+    assert rs.written_by_us(secrets) == {"c2": "istio-remote-secret-c2", "c3": "custom-name"}
+
+
+@pytest.mark.parametrize("existing, keep, stale", [
+    (["c2", "c3"], ["c2"], ["c3"]),
+    (["c2"], ["c2", "c3"], []),
+    (["c3", "c2"], [], ["c2", "c3"]),
+    ([], ["c2"], []),
+])
+def test_stale_remote_secrets(existing, keep, stale):
+    assert rs.stale(rs.written_by_us([remote(c) for c in existing]), keep) == stale

@@ -9,7 +9,7 @@ import copy
 
 import pytest
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import service_entry as se
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import reconcile as se
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
 
 OWNER = "federation-east"

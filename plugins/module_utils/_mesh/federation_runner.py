@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module util is PRIVATE to the meshfed.istio collection. It may change
+# without notice between releases.
+
+"""The `.global` model on one cluster (I/O): what it exports, and what it imports.
+
+``run_exported_services``: one LIST of Services per export entry and one LIST of
+Pods per namespace, whatever the number of Services, plus what install_istio
+recorded.  ``run_global_import``: reads the persisted VIP map and every
+ServiceEntry once, allocates a VIP per wanted host (keeping earlier ones,
+avoiding addresses of ServiceEntries it does not own), then writes, through the
+reconciler, the VIP ConfigMap first, the ServiceEntries, DestinationRules,
+VirtualServices and the *.global Gateway.  Everything is computed and checked
+before the first write.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import federation, reconcile, reconcile_runner, vip
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import remote_secret as rs
+
+VIP_CONFIGMAP = "meshfed-global-vips"
+CLUSTER_INFO = "meshfed-cluster-info"
+
+
+def discover(service, exports_spec, label_keys):
+    """The Services a cluster exports."""
+    for i, spec in enumerate(exports_spec):
+        federation.check_export_spec(i, spec)
+    pods_by_ns, found = {}, {}
+    for spec in exports_spec:
+        ns = spec["namespace"]
+        services = service.list("v1", "Service", namespace=ns, label_selector=spec.get("label_selector") or None,
+                                required=True)
+        if ns not in pods_by_ns:
+            pods_by_ns[ns] = service.list("v1", "Pod", namespace=ns, required=True)
+        for e in federation.exported(services, pods_by_ns[ns], set(spec.get("names") or []), label_keys):
+            found[(ns, e["name"])] = e
+    return [found[k] for k in sorted(found)]
+
+
+def cluster_info(service, namespace="istio-system"):
+    """What install_istio recorded in ConfigMap meshfed-cluster-info ({} when absent)."""
+    cm = service.get("v1", "ConfigMap", CLUSTER_INFO, namespace)
+    return dict((cm or {}).get("data") or {})
+
+
+def run_exported_services(params, service, check_mode, diff):
+    services = discover(service, params["exports"], params["label_keys"])
+    info = cluster_info(service, params["info_namespace"])
+    if params["global_form"] == "legacy":
+        federation.check_legacy_form(info.get("istioVersion"))
+    return {"changed": False, "services": services, "cluster_info": info}
+
+
+def _reconcile(service, common, kind, entries, check_mode, diff, field, **kwargs):
+    return reconcile_runner.reconcile_kind(service, dict(common, service_entries=entries), check_mode, diff,
+                                           kind=kind, field=field, **kwargs)
+
+
+def run_global_import(params, service, check_mode, diff):
+    """Runner of meshfed.istio.global_service_entries."""
+    cluster, ns, owner = params["cluster_name"], params["namespace"], params["owner"]
+    hosts = federation.wanted_hosts(cluster, params["exports"])
+
+    cm = service.get("v1", "ConfigMap", VIP_CONFIGMAP, ns)
+    previous = vip.parse_persisted((cm or {}).get("data") or {}, field="vip_cidr",
+                                   what="ConfigMap %s/%s" % (ns, VIP_CONFIGMAP))
+    everything = service.list(reconcile.API_VERSION, "ServiceEntry", required=True)
+    vips, warnings = vip.allocate(hosts, previous, params["vip_cidr"],
+                                  taken=reconcile.foreign_addresses(everything, owner))
+    entries = federation.global_entries(cluster, params["exports"], vips, namespace=ns,
+                                        via_egress=params["via_egress"])
+    # checked before anything is written: a bad route must not leave half a change behind
+    rules = federation.global_destination_rules(params["exports"], namespace=ns) \
+        if params.get("destination_rules", True) else []
+    services = federation.global_virtual_services(params["exports"], params.get("routes") or {}, namespace=ns)
+    gateways = [federation.global_gateway(ns)] if params["global_gateway"] else []
+    for kind, wanted, field in (("ServiceEntry", entries, "exports"), ("DestinationRule", rules, "destination_rules"),
+                                ("VirtualService", services, "virtual_services"), ("Gateway", gateways, "global_gateway")):
+        reconcile.validate_entries(wanted, owner, [ns], kind, field)
+
+    common = {"owner": owner, "namespaces": [ns], "prune": params["prune"], "state": "present",
+              "field_manager": params.get("field_manager"), "workers": params["workers"]}
+    # the VIP map first: an interrupted run keeps the allocation it handed out.  It is
+    # kept (not pruned) once it exists, like the allocation it holds.
+    new_data = vip.to_configmap_data(vips)
+    vip_entries = [{"name": VIP_CONFIGMAP, "namespace": ns, "data": new_data}] if (vips or cm) else []
+    vip_map = _reconcile(service, dict(common, prune=False), "ConfigMap", vip_entries, check_mode, diff,
+                         "vip_cidr", all_items=[cm] if cm else [], adopt=["%s/%s" % (ns, VIP_CONFIGMAP)])
+
+    result = _reconcile(service, common, "ServiceEntry", entries, check_mode, diff, "exports",
+                        all_items=everything)
+    subs = [("ConfigMap", vip_map)]
+    for key, kind, wanted in (("destination_rules", "DestinationRule", rules),
+                              ("virtual_services", "VirtualService", services)):
+        sub = _reconcile(service, common, kind, wanted, check_mode, diff, key)
+        result[key] = sub
+        subs.append((kind, sub))
+    gateway = _reconcile(service, common, "Gateway", gateways, check_mode, diff, "global_gateway",
+                         adopt=["%s/%s" % (ns, federation.GLOBAL_GATEWAY)])
+    subs.append(("Gateway", gateway))
+    if gateway["changed"]:
+        result["gateway"] = ("created" if gateway["created"] else "updated" if gateway["updated"] else "deleted")
+    for kind, sub in subs:
+        diff_part = sub.pop("diff", None)
+        if diff_part and diff:
+            # one diff for the task: ServiceEntries by namespace/name, the others by kind too
+            whole = result.setdefault("diff", {"before": {}, "after": {}})
+            for side in ("before", "after"):
+                whole[side].update(("%s %s" % (kind, r), v) for r, v in diff_part[side].items())
+        result["changed"] = result["changed"] or sub["changed"]
+    result["vips"] = vips
+    result["released"] = vip.released(previous, vips)
+    result["warnings"] = warnings
+    return result
+
+
+def run_mesh_status(params, service, check_mode, diff):
+    """Runner of meshfed.istio.mesh_status: what one cluster holds of the mesh, read-only.
+    Of the remote secrets, only their cluster annotation is read into the result."""
+    ns = params["namespace"]
+    secrets = service.list("v1", "Secret", namespace=ns, label_selector="%s=true" % rs.MULTICLUSTER_LABEL)
+    discovers = sorted(set(((s["metadata"].get("annotations") or {}).get(rs.CLUSTER_ANNOTATION) or "?")
+                           for s in secrets))
+    vips = (service.get("v1", "ConfigMap", VIP_CONFIGMAP, ns) or {}).get("data") or {}
+    return {"changed": False, "cluster_info": cluster_info(service, ns), "discovers": discovers, "vips": dict(vips)}

@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module util is PRIVATE to the meshfed.istio collection. It may change
+# without notice between releases.
+
+"""The reconciler: one LIST per kind and namespace of the scope, the pure plan of
+reconcile.py, then server-side applies and deletes of only what differs, in parallel.
+
+Every object the collection keeps in a set goes through here: ServiceEntries,
+DestinationRules and VirtualServices of the `.global` model, its *.global Gateway
+and VIP ConfigMap, install_istio's gateways and cluster-info ConfigMap.  Objects
+of another owner, or of none, are refused, never taken over.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import names, reconcile
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import ClusterError, MeshError
+
+
+def set_options(namespaces_required=False):
+    """The options of a module that reconciles one owner's set (service_entry, owned_objects)."""
+    return dict(
+        owner=dict(type="str", required=True),
+        namespaces=dict(type="list", elements="str", required=namespaces_required),
+        prune=dict(type="bool", default=True),
+        field_manager=dict(type="str", default=reconcile.DEFAULT_FIELD_MANAGER),
+        workers=dict(type="int", default=8),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+    )
+
+
+def list_scope(service, kind, namespaces=None):
+    """Every object of ``kind`` in scope (dicts): one LIST cluster-wide, or one per namespace;
+    [] when the cluster does not serve the kind."""
+    api_version = reconcile.KINDS[kind].api_version
+    items = []
+    for ns in sorted(set(namespaces)) if namespaces else [None]:
+        items.extend(service.list(api_version, kind, namespace=ns))
+    return items
+
+
+def replacement(obj, live):
+    """``obj`` as a replace of ``live``: at its resourceVersion, keeping the labels and
+    annotations others put there."""
+    meta, lmeta = obj["metadata"], live["metadata"]
+    body = dict(obj, metadata=dict(meta, resourceVersion=lmeta["resourceVersion"]))
+    for what in ("labels", "annotations"):
+        merged = dict(lmeta.get(what) or {}, **(meta.get(what) or {}))
+        if merged:
+            body["metadata"][what] = merged
+    return body
+
+
+def _write(service, action, obj, field_manager, live=None):
+    meta = obj["metadata"]
+    try:
+        if action == "delete":
+            service.delete(obj.get("apiVersion") or reconcile.KINDS[obj["kind"]].api_version, obj["kind"],
+                           meta["name"], meta.get("namespace"))
+        elif reconcile.KINDS[obj["kind"]].write == "replace":
+            service.create_or_replace(obj if live is None else replacement(obj, live), live)
+        else:
+            # ours (owner label checked before): take our fields back from whoever changed them
+            service.apply(obj, field_manager, force=True)
+    except ClusterError as e:
+        return reconcile.ref_str(meta.get("namespace"), meta["name"]), str(e)
+    return reconcile.ref_str(meta.get("namespace"), meta["name"]), None
+
+
+def reconcile_kind(service, params, check_mode, want_diff, kind=reconcile.KIND, field=reconcile.FIELD,
+                   all_items=None, adopt=()):
+    """Reconcile the owned objects of ``kind`` with ``params["service_entries"]`` (the entries of
+    reconcile.validate_entries).
+
+    ``params``: owner, namespaces, prune, state, field_manager, workers.
+    ``all_items``: every object of that kind (owned or not) at least in the scope, when the
+    caller has listed them already; ``field``: the option named in errors; ``adopt``: refs of
+    objects to adopt (see reconcile.owned) even when not wanted, so that they are pruned."""
+    owner = reconcile.validate_owner(params["owner"])
+    workers = reconcile.check_workers(params.get("workers") or 8)
+    field_manager = params.get("field_manager") or reconcile.DEFAULT_FIELD_MANAGER
+    namespaces = params.get("namespaces") or None
+    present = params.get("state", "present") == "present"
+    entries = reconcile.validate_entries(params.get("service_entries") or [], owner, namespaces, kind, field) \
+        if present else []
+    desired = [reconcile.desired_object(e, owner, kind) for e in entries]
+
+    if all_items is None:
+        all_items = list_scope(service, kind, namespaces)
+    # what earlier versions wrote under the managed-by label alone is adopted where it is wanted
+    live = reconcile.owned(all_items, owner, namespaces, set(adopt) | set(reconcile.ref_of(o) for o in desired))
+    todo = reconcile.plan(desired, live, field_manager, prune=params.get("prune", True) or not present)
+
+    if todo["create"]:
+        missing = reconcile.missing_namespaces(todo["create"], set(
+            ns for ns in set(o["metadata"]["namespace"] for o in todo["create"]) if service.namespace_exists(ns)))
+        if missing:
+            raise MeshError("%s: namespace(s) do not exist: %s; create them first (nothing was written)" % (
+                field, "; ".join("%s (needed by %s %s)" % (ns, kind, names.some(refs))
+                                 for ns, refs in missing.items())), field=field)
+        conflicts = reconcile.unowned_conflicts(todo["create"], all_items, owner)
+        if conflicts:
+            raise MeshError("%s: %s (nothing was written)" % (field, names.some(conflicts, sep="; ")), field=field)
+
+    result = reconcile.summary(todo, want_diff)
+    if check_mode or not result["changed"]:
+        return result
+
+    service.resource(reconcile.KINDS[kind].api_version, kind)  # resolved once, before the threads
+    jobs = [("apply", o) for o in todo["create"] + todo["update"]] + [("delete", o) for o in todo["delete"]]
+    live_by_ref = dict((reconcile.ref_str(o["metadata"].get("namespace"), o["metadata"]["name"]), o) for o in live)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(lambda job: _write(service, job[0], job[1], field_manager, live_by_ref.get(
+            reconcile.ref_str(job[1]["metadata"].get("namespace"), job[1]["metadata"]["name"]))), jobs))
+    failed = dict((ref, err) for ref, err in outcomes if err)
+    if failed:
+        for key in ("created", "updated", "deleted"):
+            result[key] = [r for r in result[key] if r not in failed]
+            result["counts"][key] = len(result[key])
+        result["failed"] = sorted(failed)
+        result["changed"] = bool(result["created"] or result["updated"] or result["deleted"])
+        result.pop("diff", None)
+        raise ClusterError("%d of %d %s writes failed: %s" % (
+            len(failed), len(jobs), kind, names.some([failed[r] for r in sorted(failed)], sep="; ")),
+            field=field, result=result)
+    return result
+
+
+def run_service_entries(params, service, check_mode, diff):
+    """Runner of meshfed.istio.service_entry."""
+    return reconcile_kind(service, params, check_mode, diff)
+
+
+def merge(results, want_diff):
+    """One result for several kinds: refs as 'Kind namespace/name', counts summed, one diff."""
+    out = {"changed": False, "created": [], "updated": [], "deleted": [], "unchanged": [], "fields": {},
+           "counts": {"created": 0, "updated": 0, "deleted": 0, "unchanged": 0}}
+    whole = {"before": {}, "after": {}}
+    for kind, sub in results:
+        out["changed"] = out["changed"] or sub["changed"]
+        for key in ("created", "updated", "deleted", "unchanged"):
+            out[key] += ["%s %s" % (kind, r) for r in sub[key]]
+            out["counts"][key] += sub["counts"][key]
+        out["fields"].update(("%s %s" % (kind, r), f) for r, f in sub["fields"].items())
+        for side in ("before", "after"):
+            whole[side].update(("%s %s" % (kind, r), v) for r, v in ((sub.get("diff") or {}).get(side) or {}).items())
+    if want_diff and out["changed"]:
+        out["diff"] = whole
+    return out
+
+
+def manifests_by_kind(objects, field="objects"):
+    """{kind: [entry]} of full manifests, in the entry form of reconcile.validate_entries."""
+    out = {}
+    for i, obj in enumerate(objects or []):
+        if not isinstance(obj, dict):
+            raise MeshError("%s[%d]: must be a manifest (a mapping), got %s" % (field, i, type(obj).__name__),
+                            field=field)
+        kind = obj.get("kind")
+        if kind not in reconcile.KINDS:
+            raise MeshError("%s[%d]: kind %r is not one this module manages (%s)"
+                            % (field, i, kind, ", ".join(sorted(reconcile.KINDS))), field=field)
+        want_api = reconcile.KINDS[kind].api_version
+        if obj.get("apiVersion", want_api) != want_api:
+            raise MeshError("%s[%d]: apiVersion of a %s must be %s, got %r"
+                            % (field, i, kind, want_api, obj.get("apiVersion")), field=field)
+        unknown = sorted(set(obj) - set(("apiVersion", "kind", "metadata", reconcile.KINDS[kind].content)))
+        if unknown:
+            raise MeshError("%s[%d]: unknown top-level key(s) %s of a %s" % (field, i, ", ".join(unknown), kind),
+                            field=field)
+        meta = obj.get("metadata") or {}
+        entry = dict((k, meta[k]) for k in ("name", "namespace", "labels", "annotations") if k in meta)
+        content = reconcile.KINDS[kind].content
+        if content in obj:
+            entry[content] = obj[content]
+        out.setdefault(kind, []).append(entry)
+    return out
+
+
+def run_owned_objects(params, service, check_mode, diff, adopt=()):
+    """Runner of meshfed.istio.owned_objects: a set of objects of several kinds, one owner."""
+    by_kind = manifests_by_kind(params.get("objects") if params["state"] == "present" else [])
+    # present: the kinds wanted, and (pruning) every kind this owner may have left behind
+    kinds = sorted(reconcile.KINDS) if params.get("prune", True) or params["state"] == "absent" else sorted(by_kind)
+    # every entry is checked before anything is written
+    for kind in kinds:
+        reconcile.validate_entries(by_kind.get(kind) or [], params["owner"], params.get("namespaces"), kind,
+                                   "objects")
+    results = []
+    for kind in kinds:
+        sub = reconcile_kind(service, dict(params, service_entries=by_kind.get(kind) or []), check_mode, diff,
+                             kind=kind, field="objects", adopt=adopt)
+        results.append((kind, sub))
+    return merge(results, diff)
