@@ -10,8 +10,9 @@ name: topology_errors
 short_description: Problems of the mesh topology an inventory describes
 version_added: 0.1.0
 description:
-  - Takes one dict per cluster (C(host), C(mesh_id), C(cluster_name), C(network), C(context), C(kubeconfig))
-    and returns the list of problems, each naming the inventory host and the field; empty when usable.
+  - Takes one dict per cluster (C(host), C(mesh_id), C(cluster_name), C(network), C(context), C(kubeconfig)), such as
+    the C(clusters) of P(meshfed.istio.mesh_topology#filter), and returns the list of problems, each naming the
+    inventory host and the field; empty when usable.
   - Checks that every cluster has a name (a DNS-1123 label), a network, a mesh ID and a context; that no two
     clusters share a name or a context; and that all share one mesh ID.
 author:
@@ -30,7 +31,7 @@ EXAMPLES = r"""
     that: problems | length == 0
     fail_msg: "{{ problems | join('; ') }}"
   vars:
-    problems: "{{ clusters | meshfed.istio.topology_errors }}"
+    problems: "{{ (ansible_play_hosts_all | meshfed.istio.mesh_topology(hostvars)).clusters | meshfed.istio.topology_errors }}"
 """
 
 RETURN = r"""
