@@ -223,8 +223,14 @@ def test_uninstall_removes_then_reinstall_works(sandbox, installed):
             assert e.value.status == 404, (cluster, kind)
     rc, data, raw = playbook("-e", "install_istio_state=absent")
     assert rc == 0 and changed_tasks(data) == [], changed_tasks(data)
+    # In a real cluster istiod goes with the uninstall; the sandbox runs it outside the
+    # cluster, so stop it too. A surviving istiod keeps what it decided while the CRDs were
+    # gone (its validation webhook "ready", so fail-closed) and applies it to the webhook of
+    # the next install, which points at the in-cluster Service the API server cannot reach.
+    sandbox.run("istiod", "--stop")
     rc, data, raw = playbook()
     assert rc == 0, raw[-3000:]
+    sandbox.run("istiod")
     test_istiod_and_gateways_ready(sandbox, installed)
     test_cacerts_hold_the_intermediate_and_the_shared_root(sandbox, installed)
 
