@@ -55,6 +55,15 @@ options:
     type: list
     elements: str
     required: true
+  adopt:
+    description:
+      - Objects, as C(Kind namespace/name), that an earlier version of this collection wrote with label
+        C(app.kubernetes.io/managed-by=meshfed.istio) only (no owner label) and that belong to this set, so that
+        they are pruned or removed like the owner's. An object wanted in O(objects) is adopted that way without
+        being listed here; an object without the managed-by label is never adopted.
+    type: list
+    elements: str
+    default: []
   prune:
     description: Delete the owner's objects in O(namespaces) that O(objects) does not list.
     type: bool
@@ -143,6 +152,7 @@ def argument_spec():
     spec = client.auth_argument_spec()
     spec.update(
         objects=dict(type="list", elements="dict", default=[]),
+        adopt=dict(type="list", elements="str", default=[]),
     )
     spec.update(reconcile_runner.set_options(namespaces_required=True))
     return spec

@@ -182,8 +182,23 @@ def manifests_by_kind(objects, field="objects"):
     return out
 
 
-def run_owned_objects(params, service, check_mode, diff, adopt=()):
+def adopt_by_kind(adopt, field="adopt"):
+    """{kind: ["namespace/name"]} of ``adopt`` entries written as "Kind namespace/name"."""
+    out = {}
+    for i, text in enumerate(adopt or []):
+        kind, dummy, ref = str(text).partition(" ")
+        ns, slash, name = ref.partition("/")
+        if kind not in reconcile.KINDS or not slash or not names.is_dns1123_label(ns) \
+                or not names.is_dns1123_subdomain(name):
+            raise MeshError("%s[%d]: %r is not 'Kind namespace/name' with Kind one of %s"
+                            % (field, i, text, ", ".join(sorted(reconcile.KINDS))), field=field)
+        out.setdefault(kind, []).append(ref)
+    return out
+
+
+def run_owned_objects(params, service, check_mode, diff):
     """Runner of meshfed.istio.owned_objects: a set of objects of several kinds, one owner."""
+    adopt = adopt_by_kind(params.get("adopt"))
     by_kind = manifests_by_kind(params.get("objects") if params["state"] == "present" else [])
     # present: the kinds wanted, and (pruning) every kind this owner may have left behind
     kinds = sorted(reconcile.KINDS) if params.get("prune", True) or params["state"] == "absent" else sorted(by_kind)
@@ -194,6 +209,6 @@ def run_owned_objects(params, service, check_mode, diff, adopt=()):
     results = []
     for kind in kinds:
         sub = reconcile_kind(service, dict(params, service_entries=by_kind.get(kind) or []), check_mode, diff,
-                             kind=kind, field="objects", adopt=adopt)
+                             kind=kind, field="objects", adopt=adopt.get(kind) or ())
         results.append((kind, sub))
     return merge(results, diff)
