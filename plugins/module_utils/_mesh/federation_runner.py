@@ -56,9 +56,9 @@ def run_exported_services(params, service, check_mode, diff):
     return {"changed": False, "services": services, "cluster_info": info}
 
 
-def _reconcile(service, common, kind, entries, check_mode, diff, field, **kwargs):
-    return reconcile_runner.reconcile_kind(service, dict(common, service_entries=entries), check_mode, diff,
-                                           kind=kind, field=field, **kwargs)
+def _prepare(service, common, kind, entries, diff, field, **kwargs):
+    return reconcile_runner.prepare_kind(service, dict(common, service_entries=entries), diff, kind=kind,
+                                         field=field, **kwargs)
 
 
 def run_global_import(params, service, check_mode, diff):
@@ -79,33 +79,30 @@ def run_global_import(params, service, check_mode, diff):
         if params.get("destination_rules", True) else []
     services = federation.global_virtual_services(params["exports"], params.get("routes") or {}, namespace=ns)
     gateways = [federation.global_gateway(ns)] if params["global_gateway"] else []
-    for kind, wanted, field in (("ServiceEntry", entries, "exports"), ("DestinationRule", rules, "destination_rules"),
-                                ("VirtualService", services, "virtual_services"), ("Gateway", gateways, "global_gateway")):
-        reconcile.validate_entries(wanted, owner, [ns], kind, field)
 
     common = {"owner": owner, "namespaces": [ns], "prune": params["prune"], "state": "present",
               "field_manager": params.get("field_manager"), "workers": params["workers"]}
-    # the VIP map first: an interrupted run keeps the allocation it handed out.  It is
-    # kept (not pruned) once it exists, like the allocation it holds.
+    # The VIP map is kept (not pruned) once it exists, like the allocation it holds.
     new_data = vip.to_configmap_data(vips)
     vip_entries = [{"name": VIP_CONFIGMAP, "namespace": ns, "data": new_data}] if (vips or cm) else []
-    vip_map = _reconcile(service, dict(common, prune=False), "ConfigMap", vip_entries, check_mode, diff,
-                         "vip_cidr", all_items=[cm] if cm else [], adopt=["%s/%s" % (ns, VIP_CONFIGMAP)])
-
-    result = _reconcile(service, common, "ServiceEntry", entries, check_mode, diff, "exports",
-                        all_items=everything)
-    subs = [("ConfigMap", vip_map)]
-    for key, kind, wanted in (("destination_rules", "DestinationRule", rules),
-                              ("virtual_services", "VirtualService", services)):
-        sub = _reconcile(service, common, kind, wanted, check_mode, diff, key)
-        result[key] = sub
-        subs.append((kind, sub))
-    gateway = _reconcile(service, common, "Gateway", gateways, check_mode, diff, "global_gateway",
-                         adopt=["%s/%s" % (ns, federation.GLOBAL_GATEWAY)])
-    subs.append(("Gateway", gateway))
+    # every kind is read, checked and refused before the first write of any
+    plans = [
+        _prepare(service, dict(common, prune=False), "ConfigMap", vip_entries, diff, "vip_cidr",
+                 all_items=[cm] if cm else [], adopt=["%s/%s" % (ns, VIP_CONFIGMAP)]),
+        _prepare(service, common, "ServiceEntry", entries, diff, "exports", all_items=everything),
+        _prepare(service, common, "DestinationRule", rules, diff, "destination_rules"),
+        _prepare(service, common, "VirtualService", services, diff, "virtual_services"),
+        _prepare(service, common, "Gateway", gateways, diff, "global_gateway",
+                 adopt=["%s/%s" % (ns, federation.GLOBAL_GATEWAY)]),
+    ]
+    # the VIP map first: an interrupted run keeps the allocation it handed out
+    subs = [(plan.kind, reconcile_runner.write_kind(service, plan, check_mode)) for plan in plans]
+    result = dict(subs[1][1])
+    result["destination_rules"], result["virtual_services"] = subs[2][1], subs[3][1]
+    gateway = subs[4][1]
     if gateway["changed"]:
         result["gateway"] = ("created" if gateway["created"] else "updated" if gateway["updated"] else "deleted")
-    for kind, sub in subs:
+    for kind, sub in subs[:1] + subs[2:]:
         diff_part = sub.pop("diff", None)
         if diff_part and diff:
             # one diff for the task: ServiceEntries by namespace/name, the others by kind too

@@ -72,10 +72,24 @@ def _write(service, action, obj, field_manager, live=None):
     return reconcile.ref_str(meta.get("namespace"), meta["name"]), None
 
 
-def reconcile_kind(service, params, check_mode, want_diff, kind=reconcile.KIND, field=reconcile.FIELD,
-                   all_items=None, adopt=()):
-    """Reconcile the owned objects of ``kind`` with ``params["service_entries"]`` (the entries of
-    reconcile.validate_entries).
+class KindPlan(object):
+    """What reconciling one kind will do: checked, nothing written yet (``prepare_kind``)."""
+
+    def __init__(self, kind, field, todo, live, field_manager, workers, result):
+        self.kind = kind
+        self.field = field
+        self.todo = todo
+        self.live = live
+        self.field_manager = field_manager
+        self.workers = workers
+        self.result = result
+
+
+def prepare_kind(service, params, want_diff, kind=reconcile.KIND, field=reconcile.FIELD, all_items=None, adopt=()):
+    """Read and plan the owned objects of ``kind`` against ``params["service_entries"]`` (the
+    entries of reconcile.validate_entries), and refuse what cannot be written (a missing
+    namespace, an object of that name another owner wrote).  Writes nothing, so that a caller
+    reconciling several kinds refuses before the first write of any.
 
     ``params``: owner, namespaces, prune, state, field_manager, workers.
     ``all_items``: every object of that kind (owned or not) at least in the scope, when the
@@ -106,17 +120,22 @@ def reconcile_kind(service, params, check_mode, want_diff, kind=reconcile.KIND, 
         conflicts = reconcile.unowned_conflicts(todo["create"], all_items, owner)
         if conflicts:
             raise MeshError("%s: %s (nothing was written)" % (field, names.some(conflicts, sep="; ")), field=field)
+    return KindPlan(kind, field, todo, live, field_manager, workers, reconcile.summary(todo, want_diff))
 
-    result = reconcile.summary(todo, want_diff)
+
+def write_kind(service, plan, check_mode):
+    """Carry out a KindPlan (nothing in check mode); its result, or a ClusterError naming
+    every write that failed (with the partial result)."""
+    result = plan.result
     if check_mode or not result["changed"]:
         return result
-
-    service.resource(reconcile.KINDS[kind].api_version, kind)  # resolved once, before the threads
+    todo = plan.todo
+    service.resource(reconcile.KINDS[plan.kind].api_version, plan.kind)  # resolved once, before the threads
     jobs = [("apply", o) for o in todo["create"] + todo["update"]] + [("delete", o) for o in todo["delete"]]
-    live_by_ref = dict((reconcile.ref_str(o["metadata"].get("namespace"), o["metadata"]["name"]), o) for o in live)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(lambda job: _write(service, job[0], job[1], field_manager, live_by_ref.get(
-            reconcile.ref_str(job[1]["metadata"].get("namespace"), job[1]["metadata"]["name"]))), jobs))
+    live_by_ref = dict((reconcile.ref_of(o), o) for o in plan.live)
+    with ThreadPoolExecutor(max_workers=plan.workers) as pool:
+        outcomes = list(pool.map(lambda job: _write(service, job[0], job[1], plan.field_manager,
+                                                    live_by_ref.get(reconcile.ref_of(job[1]))), jobs))
     failed = dict((ref, err) for ref, err in outcomes if err)
     if failed:
         for key in ("created", "updated", "deleted"):
@@ -126,9 +145,15 @@ def reconcile_kind(service, params, check_mode, want_diff, kind=reconcile.KIND, 
         result["changed"] = bool(result["created"] or result["updated"] or result["deleted"])
         result.pop("diff", None)
         raise ClusterError("%d of %d %s writes failed: %s" % (
-            len(failed), len(jobs), kind, names.some([failed[r] for r in sorted(failed)], sep="; ")),
-            field=field, result=result)
+            len(failed), len(jobs), plan.kind, names.some([failed[r] for r in sorted(failed)], sep="; ")),
+            field=plan.field, result=result)
     return result
+
+
+def reconcile_kind(service, params, check_mode, want_diff, kind=reconcile.KIND, field=reconcile.FIELD,
+                   all_items=None, adopt=()):
+    """``prepare_kind`` then ``write_kind``: one kind, one owner."""
+    return write_kind(service, prepare_kind(service, params, want_diff, kind, field, all_items, adopt), check_mode)
 
 
 def run_service_entries(params, service, check_mode, diff):
@@ -202,13 +227,7 @@ def run_owned_objects(params, service, check_mode, diff):
     by_kind = manifests_by_kind(params.get("objects") if params["state"] == "present" else [])
     # present: the kinds wanted, and (pruning) every kind this owner may have left behind
     kinds = sorted(reconcile.KINDS) if params.get("prune", True) or params["state"] == "absent" else sorted(by_kind)
-    # every entry is checked before anything is written
-    for kind in kinds:
-        reconcile.validate_entries(by_kind.get(kind) or [], params["owner"], params.get("namespaces"), kind,
-                                   "objects")
-    results = []
-    for kind in kinds:
-        sub = reconcile_kind(service, dict(params, service_entries=by_kind.get(kind) or []), check_mode, diff,
-                             kind=kind, field="objects", adopt=adopt.get(kind) or ())
-        results.append((kind, sub))
-    return merge(results, diff)
+    # every kind is checked (and refused) before anything of any kind is written
+    plans = [prepare_kind(service, dict(params, service_entries=by_kind.get(kind) or []), diff, kind=kind,
+                          field="objects", adopt=adopt.get(kind) or ()) for kind in kinds]
+    return merge([(plan.kind, write_kind(service, plan, check_mode)) for plan in plans], diff)
