@@ -128,6 +128,19 @@ def rewrite_reasons(current, server, ca, token_valid_until, now, renew_before):
     return reasons
 
 
+def token_reasons(mode, current_token, token):
+    """Why the secret's token must be replaced by ``token`` (the one to write): [] when it is
+    the same.  In V(request) mode a different token means the current one had no expiry (it
+    came from the token Secret of mode V(secret)) or expires within renew_before."""
+    if not current_token or not token or current_token == token:
+        return []
+    if mode == "secret":
+        return ["token differs from the service account's token Secret"]
+    if token_expiry(current_token) is None:
+        return ["token has no expiry (token_mode is request)"]
+    return ["token renewed"]
+
+
 def describe(server, ca, token):
     """Diff-safe summary of a remote secret: never the token."""
     if server is None:

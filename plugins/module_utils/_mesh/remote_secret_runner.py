@@ -131,8 +131,7 @@ def run(params, target, check_mode, diff, now=None):
     else:
         token_until = rs.token_expiry(token)
         reasons = rs.rewrite_reasons(current, server, ca, token_until, now, params["renew_before"])
-        if current is not None and current[2] != token and params["token_mode"] == "secret":
-            reasons.append("token differs from the service account's token Secret")
+        reasons += rs.token_reasons(params["token_mode"], current[2] if current else None, token)
         if existing is not None:
             reasons += rs.label_reasons(existing, name)
     result["reasons"] = reasons

@@ -150,3 +150,30 @@ def test_cluster_names_default_to_host_names(sandbox, federated, tmp_path):
                 "istio-remote-secret-" + source, "istio-system")
     finally:
         inv.remove()
+
+
+def test_a_switch_to_token_requests_replaces_the_never_expiring_token(sandbox, federated):
+    """token_mode secret -> request: the remote secrets get an expiring TokenRequest token
+    (the switch used to report no change and keep the token Secret's), then a re-run changes
+    nothing; back to secret mode restores the token Secret's."""
+    def tokens():
+        out = {}
+        for target, source in (("cluster1", "cluster2"), ("cluster2", "cluster1")):
+            secret = client.CoreV1Api(sandbox.api_client(target)).read_namespaced_secret(
+                "istio-remote-secret-" + source, "istio-system")
+            kubeconfig = yaml.safe_load(base64.b64decode(secret.data[source]))
+            token = kubeconfig["users"][0]["user"]["token"]
+            payload = token.split(".")[1]
+            out[target] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return out
+
+    assert all("exp" not in claims for claims in tokens().values())  # the token Secret's
+    rc, data, raw = playbook("federate_clusters.yml", "-e", "federate_clusters_token_mode=request")
+    assert rc == 0 and changed_tasks(data), raw[-3000:]
+    assert all("exp" in claims for claims in tokens().values())
+    rc, data, raw = playbook("federate_clusters.yml", "-e", "federate_clusters_token_mode=request")
+    assert rc == 0 and changed_tasks(data) == [], changed_tasks(data)
+    rc, data, raw = playbook("federate_clusters.yml")
+    assert rc == 0, raw[-3000:]
+    assert all("exp" not in claims for claims in tokens().values())
+    test_remote_secret_kubeconfig_reads_the_other_cluster(sandbox, federated)

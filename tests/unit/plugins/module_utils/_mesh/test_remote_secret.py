@@ -60,6 +60,16 @@ def test_rewrite_reasons():
     assert rs.rewrite_reasons(good, "https://s", CA, later, NOW, 60) == []
 
 
+def test_token_reasons():
+    legacy, fresh, other = jwt(), jwt(NOW + datetime.timedelta(days=30)), jwt(NOW + datetime.timedelta(days=1))
+    assert rs.token_reasons("request", fresh, fresh) == []
+    assert rs.token_reasons("request", None, fresh) == []  # no token at all: rewrite_reasons says so
+    assert rs.token_reasons("request", legacy, fresh) == ["token has no expiry (token_mode is request)"]
+    assert rs.token_reasons("request", other, fresh) == ["token renewed"]
+    assert rs.token_reasons("secret", fresh, legacy) == ["token differs from the service account's token Secret"]
+    assert rs.token_reasons("secret", legacy, legacy) == []
+
+
 def test_describe_never_shows_the_token():
     token = jwt(NOW + datetime.timedelta(days=1))
     d = rs.describe("https://s", CA, token)
