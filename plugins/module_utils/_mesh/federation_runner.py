@@ -106,9 +106,7 @@ def run_global_import(params, service, check_mode, diff):
         diff_part = sub.pop("diff", None)
         if diff_part and diff:
             # one diff for the task: ServiceEntries by namespace/name, the others by kind too
-            whole = result.setdefault("diff", {"before": {}, "after": {}})
-            for side in ("before", "after"):
-                whole[side].update(("%s %s" % (kind, r), v) for r, v in diff_part[side].items())
+            reconcile_runner.add_kind_diff(result.setdefault("diff", {"before": {}, "after": {}}), kind, diff_part)
         result["changed"] = result["changed"] or sub["changed"]
     result["vips"] = vips
     result["released"] = vip.released(previous, vips)

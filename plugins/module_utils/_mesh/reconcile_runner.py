@@ -45,10 +45,10 @@ def list_scope(service, kind, namespaces=None):
 
 
 def replacement(obj, live):
-    """``obj`` as a replace of ``live``: at its resourceVersion, keeping the labels and
-    annotations others put there."""
+    """``obj`` as a replace of ``live``, keeping the labels and annotations others put there
+    (Service.create_or_replace adds ``live``'s resourceVersion)."""
     meta, lmeta = obj["metadata"], live["metadata"]
-    body = dict(obj, metadata=dict(meta, resourceVersion=lmeta["resourceVersion"]))
+    body = dict(obj, metadata=dict(meta))
     for what in ("labels", "annotations"):
         merged = dict(lmeta.get(what) or {}, **(meta.get(what) or {}))
         if merged:
@@ -161,6 +161,12 @@ def run_service_entries(params, service, check_mode, diff):
     return reconcile_kind(service, params, check_mode, diff)
 
 
+def add_kind_diff(whole, kind, diff):
+    """Add one kind's diff ({'before': {ref: v}, 'after': ...}) to ``whole``, its refs as 'Kind ref'."""
+    for side in ("before", "after"):
+        whole[side].update(("%s %s" % (kind, r), v) for r, v in ((diff or {}).get(side) or {}).items())
+
+
 def merge(results, want_diff):
     """One result for several kinds: refs as 'Kind namespace/name', counts summed, one diff."""
     out = {"changed": False, "created": [], "updated": [], "deleted": [], "unchanged": [], "fields": {},
@@ -172,8 +178,7 @@ def merge(results, want_diff):
             out[key] += ["%s %s" % (kind, r) for r in sub[key]]
             out["counts"][key] += sub["counts"][key]
         out["fields"].update(("%s %s" % (kind, r), f) for r, f in sub["fields"].items())
-        for side in ("before", "after"):
-            whole[side].update(("%s %s" % (kind, r), v) for r, v in ((sub.get("diff") or {}).get(side) or {}).items())
+        add_kind_diff(whole, kind, sub.get("diff"))
     if want_diff and out["changed"]:
         out["diff"] = whole
     return out
