@@ -115,6 +115,12 @@ options:
       - Hosts left out get no VirtualService (one written before is removed, with O(prune)).
     type: dict
     default: {}
+  variables:
+    description:
+      - The variables some options come from, as a mapping of option to variable, for messages. A refusal about an
+        option then names the variable the user wrote, such as C(federate_clusters_vip_cidr) for O(vip_cidr).
+    type: dict
+    default: {}
   owner:
     description: Value of label C(meshfed.istio/owner) of the objects managed here.
     type: str
@@ -164,6 +170,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+pending:
+  description:
+    - In check mode, what the writes need and does not exist yet (the kind's API, a namespace), when an install in the
+      same run would make it; the changes are then predicted without a dry run. A real run refuses instead.
+  returned: in check mode, when something is missing
+  type: list
+  elements: str
+  sample: ["the ServiceEntry API (networking.istio.io/v1) is not served yet"]
 gateway:
   description: What happened to the C(*.global) Gateway (V(created), V(updated), V(deleted)), when anything did.
   returned: when it changed
@@ -242,6 +256,7 @@ def main():
         prune=dict(type="bool", default=True),
         workers=dict(type="int", default=8),
         field_manager=dict(type="str", default="meshfed.istio"),
+        variables=dict(type="dict", default={}),
     )
     run_module(spec, federation_runner.run_global_import, name_option="cluster_name")
 

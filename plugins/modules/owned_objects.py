@@ -111,6 +111,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+pending:
+  description:
+    - In check mode, what the writes need and does not exist yet (the kind's API, a namespace), when an install in the
+      same run would make it; the changes are then predicted without a dry run. A real run refuses instead.
+  returned: in check mode, when something is missing
+  type: list
+  elements: str
+  sample: ["the ServiceEntry API (networking.istio.io/v1) is not served yet"]
 created:
   description: Objects created (or that would be), as C(Kind namespace/name).
   returned: always

@@ -103,6 +103,12 @@ options:
     description: Seconds to wait for the token controller to fill a new token Secret.
     type: int
     default: 60
+  variables:
+    description:
+      - The variables some options come from, as a mapping of option to variable, for messages. A refusal about an
+        option then names the variable the user wrote, such as C(federate_clusters_vip_cidr) for O(vip_cidr).
+    type: dict
+    default: {}
   state:
     description: Whether the remote secret should exist in the target (the source's reader is left in place).
     type: str
@@ -190,6 +196,7 @@ def argument_spec():
         renew_before=dict(type="int", default=604800),
         token_timeout=dict(type="int", default=60),
         state=dict(type="str", default="present", choices=["present", "absent"]),
+        variables=dict(type="dict", default={}),
     )
 
 

@@ -62,3 +62,18 @@ class FederationError(MeshError):
 class TopologyError(MeshError):
     """Input the topology functions cannot read (not an inventory problem: those are
     what ``topology.topology_errors`` reports)."""
+
+
+def in_terms_of(msg, field, variables):
+    """``msg`` about the option ``field``, told in terms of the variable the user wrote.
+
+    ``variables`` maps options to the variables they come from (a role passes them, such
+    as {"vip_cidr": "federate_clusters_vip_cidr"}).  A message that starts with the option
+    (``vip_cidr: ...``, ``routes[h]: ...``) starts with the variable instead; any other
+    message about the option is prefixed with the variable.  Unchanged otherwise."""
+    variable = (variables or {}).get(field) if field else None
+    if not variable:
+        return msg
+    if msg.startswith(field) and msg[len(field):len(field) + 1] in (":", "["):
+        return variable + msg[len(field):]
+    return "%s: %s" % (variable, msg)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError, in_terms_of
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.service import Service
 
 LIBRARIES = {"kubernetes": lambda: (client.HAS_KUBERNETES, client.KUBERNETES_IMPORT_ERROR)}
@@ -47,6 +47,8 @@ def run_module(argument_spec, runner, connection="params", name_option=None, lib
     ``connection``: where the auth options are: ``"params"`` (the module's own top-level
     options), the name of a dict option holding them (``"target"``), or None (no cluster).
     ``name_option``: the option whose value names the cluster in messages (default its context).
+    A module with a ``variables`` option ({option: variable}) tells its refusals in terms of
+    the variables the user wrote (``errors.in_terms_of``).
     ``run_commands``: the runner also gets ``run_command=module.run_command`` (argv, never a
     shell), for the modules that run istioctl.
     """
@@ -63,7 +65,11 @@ def run_module(argument_spec, runner, connection="params", name_option=None, lib
         extra = {"run_command": module.run_command} if run_commands else {}
         result = runner(module.params, service, module.check_mode, module._diff, **extra)
     except MeshError as e:
-        module.fail_json(msg=str(e), field=e.field, **e.result)
+        module.fail_json(msg=in_terms_of(str(e), e.field, module.params.get("variables")), field=e.field, **e.result)
     for warning in result.pop("warnings", None) or []:
         module.warn(warning)
+    if result.get("pending"):
+        # check mode ahead of an install in the same run: told, not failed
+        module.warn("check mode: predicted without a dry run, as what the writes need does not exist yet: %s"
+                    % "; ".join(result["pending"]))
     module.exit_json(**result)

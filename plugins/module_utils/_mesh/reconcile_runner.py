@@ -85,7 +85,8 @@ class KindPlan(object):
         self.result = result
 
 
-def prepare_kind(service, params, want_diff, kind=reconcile.KIND, field=reconcile.FIELD, all_items=None, adopt=()):
+def prepare_kind(service, params, want_diff, kind=reconcile.KIND, field=reconcile.FIELD, all_items=None, adopt=(),
+                 check_mode=False):
     """Read and plan the owned objects of ``kind`` against ``params["service_entries"]`` (the
     entries of reconcile.validate_entries), and refuse what cannot be written (a missing
     namespace, an object of that name another owner wrote).  Writes nothing, so that a caller
@@ -94,7 +95,10 @@ def prepare_kind(service, params, want_diff, kind=reconcile.KIND, field=reconcil
     ``params``: owner, namespaces, prune, state, field_manager, workers.
     ``all_items``: every object of that kind (owned or not) at least in the scope, when the
     caller has listed them already; ``field``: the option named in errors; ``adopt``: refs of
-    objects to adopt (see reconcile.owned) even when not wanted, so that they are pruned."""
+    objects to adopt (see reconcile.owned) even when not wanted, so that they are pruned.
+    In ``check_mode``, what the writes need and does not exist yet (the kind's API, a
+    namespace: an install in the same run makes them) is listed in the result's
+    ``pending``, not refused."""
     owner = reconcile.validate_owner(params["owner"])
     workers = reconcile.check_workers(params.get("workers") or 8)
     field_manager = params.get("field_manager") or reconcile.DEFAULT_FIELD_MANAGER
@@ -110,17 +114,27 @@ def prepare_kind(service, params, want_diff, kind=reconcile.KIND, field=reconcil
     live = reconcile.owned(all_items, owner, namespaces, set(adopt) | set(reconcile.ref_of(o) for o in desired))
     todo = reconcile.plan(desired, live, field_manager, prune=params.get("prune", True) or not present)
 
+    pending = []
+    if (todo["create"] or todo["update"]) and \
+            service.resource(reconcile.KINDS[kind].api_version, kind, required=not check_mode) is None:
+        pending.append("the %s API (%s) is not served yet" % (kind, reconcile.KINDS[kind].api_version))
     if todo["create"]:
         missing = reconcile.missing_namespaces(todo["create"], set(
             ns for ns in set(o["metadata"]["namespace"] for o in todo["create"]) if service.namespace_exists(ns)))
-        if missing:
+        if missing and check_mode:
+            pending.extend("namespace %s does not exist yet (needed by %s %s)" % (ns, kind, names.some(refs))
+                           for ns, refs in missing.items())
+        elif missing:
             raise MeshError("%s: namespace(s) do not exist: %s; create them first (nothing was written)" % (
                 field, "; ".join("%s (needed by %s %s)" % (ns, kind, names.some(refs))
                                  for ns, refs in missing.items())), field=field)
         conflicts = reconcile.unowned_conflicts(todo["create"], all_items, owner)
         if conflicts:
             raise MeshError("%s: %s (nothing was written)" % (field, names.some(conflicts, sep="; ")), field=field)
-    return KindPlan(kind, field, todo, live, field_manager, workers, reconcile.summary(todo, want_diff))
+    result = reconcile.summary(todo, want_diff)
+    if pending:
+        result["pending"] = pending
+    return KindPlan(kind, field, todo, live, field_manager, workers, result)
 
 
 def write_kind(service, plan, check_mode):
@@ -153,7 +167,8 @@ def write_kind(service, plan, check_mode):
 def reconcile_kind(service, params, check_mode, want_diff, kind=reconcile.KIND, field=reconcile.FIELD,
                    all_items=None, adopt=()):
     """``prepare_kind`` then ``write_kind``: one kind, one owner."""
-    return write_kind(service, prepare_kind(service, params, want_diff, kind, field, all_items, adopt), check_mode)
+    return write_kind(service, prepare_kind(service, params, want_diff, kind, field, all_items, adopt, check_mode),
+                      check_mode)
 
 
 def run_service_entries(params, service, check_mode, diff):
@@ -179,6 +194,9 @@ def merge(results, want_diff):
             out["counts"][key] += sub["counts"][key]
         out["fields"].update(("%s %s" % (kind, r), f) for r, f in sub["fields"].items())
         add_kind_diff(whole, kind, sub.get("diff"))
+        out.setdefault("pending", []).extend(sub.get("pending") or [])
+    if not out["pending"]:
+        del out["pending"]
     if want_diff and out["changed"]:
         out["diff"] = whole
     return out
@@ -234,5 +252,5 @@ def run_owned_objects(params, service, check_mode, diff):
     kinds = sorted(reconcile.KINDS) if params.get("prune", True) or params["state"] == "absent" else sorted(by_kind)
     # every kind is checked (and refused) before anything of any kind is written
     plans = [prepare_kind(service, dict(params, service_entries=by_kind.get(kind) or []), diff, kind=kind,
-                          field="objects", adopt=adopt.get(kind) or ()) for kind in kinds]
+                          field="objects", adopt=adopt.get(kind) or (), check_mode=check_mode) for kind in kinds]
     return merge([(plan.kind, write_kind(service, plan, check_mode)) for plan in plans], diff)

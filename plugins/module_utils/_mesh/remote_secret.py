@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
     yaml = None
 
 MULTICLUSTER_LABEL = "istio/multiCluster"
+TOKEN_EXPIRATION_ANNOTATION = "meshfed.istio/token-expiration"
 CLUSTER_ANNOTATION = "networking.istio.io/cluster"
 READ = ["get", "list", "watch"]
 
@@ -185,13 +186,38 @@ def rules_differ(live_rules, want_rules):
     return [_rule(r) for r in live_rules or []] != [_rule(r) for r in want_rules]
 
 
-def secret_manifest(cluster_name, namespace, kubeconfig_text):
-    """The remote secret (istiod reads the kubeconfig under the cluster's name)."""
+def secret_manifest(cluster_name, namespace, kubeconfig_text, token_expiration=None):
+    """The remote secret (istiod reads the kubeconfig under the cluster's name).  A requested
+    token's lifetime is recorded (``token_expiration``), so that a change re-issues it."""
+    annotations = {CLUSTER_ANNOTATION: cluster_name}
+    if token_expiration is not None:
+        annotations[TOKEN_EXPIRATION_ANNOTATION] = str(token_expiration)
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": secret_name(cluster_name), "namespace": namespace,
                          "labels": dict(names.managed_labels(), **{MULTICLUSTER_LABEL: "true"}),
-                         "annotations": {CLUSTER_ANNOTATION: cluster_name}},
+                         "annotations": annotations},
             "data": {cluster_name: base64.b64encode(kubeconfig_text.encode()).decode()}}
+
+
+def issued_for(existing):
+    """The token lifetime (seconds) an existing remote secret records, None when it records none."""
+    value = (((existing or {}).get("metadata") or {}).get("annotations") or {}).get(TOKEN_EXPIRATION_ANNOTATION)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def lifetime_reasons(existing, token_expiration):
+    """Why a requested token must be re-issued for a new lifetime: [] when the secret records
+    ``token_expiration``, or is missing."""
+    if existing is None:
+        return []
+    issued = issued_for(existing)
+    if issued == token_expiration:
+        return []
+    return ["token lifetime is %d s (the current token was issued for %s)"
+            % (token_expiration, "%d s" % issued if issued is not None else "an unrecorded lifetime")]
 
 
 def written_by_us(secrets):

@@ -24,10 +24,19 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
     yaml = None
 
 
+def _object_name(obj):
+    meta = obj["metadata"]
+    return "%s %s" % (obj["kind"], "%s/%s" % (meta["namespace"], meta["name"]) if meta.get("namespace") else meta["name"])
+
+
 def ensure_reader(source, namespace, service_account, check_mode):
     """Service account and its read-only ClusterRole(+Binding) in the source cluster.
-    Returns the names of what was (or would be) created or updated."""
+    Returns the names of what was (or would be) created or updated.  In check mode, a
+    namespace that does not exist yet (install_istio creates it first in a real run) means
+    every object would be created."""
     if not source.namespace_exists(namespace):
+        if check_mode:
+            return [_object_name(obj) for obj in rs.reader_objects(namespace, service_account)]
         raise RemoteSecretError("source: namespace %s does not exist in %s (install Istio first)"
                                 % (namespace, source.name), field="namespace")
     touched = []
@@ -36,8 +45,7 @@ def ensure_reader(source, namespace, service_account, check_mode):
         live = source.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         if live is not None and (obj["kind"] != "ClusterRole" or not rs.rules_differ(live.get("rules"), obj["rules"])):
             continue
-        touched.append("%s %s" % (obj["kind"], "%s/%s" % (meta["namespace"], meta["name"])
-                                  if meta.get("namespace") else meta["name"]))
+        touched.append(_object_name(obj))
         if not check_mode:
             source.create_or_replace(obj, live)
     return touched
@@ -117,7 +125,8 @@ def run(params, target, check_mode, diff, now=None):
     else:
         ca = source_ca(source)
         token = None
-        if current is not None and current[2] and current[1] == ca and current[0] == server:
+        lifetime = rs.lifetime_reasons(existing, params["token_expiration"])
+        if current is not None and current[2] and current[1] == ca and current[0] == server and not lifetime:
             exp = rs.token_expiry(current[2])
             if exp is not None and exp > now + datetime.timedelta(seconds=params["renew_before"]):
                 token = current[2]  # still valid: keep it, no rewrite
@@ -131,6 +140,8 @@ def run(params, target, check_mode, diff, now=None):
     else:
         token_until = rs.token_expiry(token)
         reasons = rs.rewrite_reasons(current, server, ca, token_until, now, params["renew_before"])
+        if params["token_mode"] == "request":
+            reasons += lifetime
         reasons += rs.token_reasons(params["token_mode"], current[2] if current else None, token)
         if existing is not None:
             reasons += rs.label_reasons(existing, name)
@@ -146,7 +157,8 @@ def run(params, target, check_mode, diff, now=None):
         return result
 
     kubeconfig = yaml.safe_dump(rs.build_kubeconfig(name, server, ca, token), default_flow_style=False)
-    target.create_or_replace(rs.secret_manifest(name, ns, kubeconfig), existing)
+    target.create_or_replace(rs.secret_manifest(
+        name, ns, kubeconfig, params["token_expiration"] if params["token_mode"] == "request" else None), existing)
     return result
 
 

@@ -116,3 +116,23 @@ def test_written_by_us_only_our_annotated_remote_secrets():
 ])
 def test_stale_remote_secrets(existing, keep, stale):
     assert rs.stale(rs.written_by_us([remote(c) for c in existing]), keep) == stale
+
+
+def _secret_with(annotations):
+    return {"metadata": {"annotations": annotations}}
+
+
+def test_a_requested_token_records_its_lifetime_and_a_change_re_issues_it():
+    m = rs.secret_manifest("c2", "istio-system", "kubeconfig", token_expiration=86400)
+    assert m["metadata"]["annotations"][rs.TOKEN_EXPIRATION_ANNOTATION] == "86400"
+    assert rs.issued_for(m) == 86400
+    assert rs.lifetime_reasons(m, 86400) == []
+    assert rs.lifetime_reasons(m, 3600) == ["token lifetime is 3600 s (the current token was issued for 86400 s)"]
+    # a secret of token_mode secret, or written before the lifetime was recorded
+    plain = rs.secret_manifest("c2", "istio-system", "kubeconfig")
+    assert rs.TOKEN_EXPIRATION_ANNOTATION not in plain["metadata"]["annotations"]
+    assert rs.lifetime_reasons(plain, 3600) == [
+        "token lifetime is 3600 s (the current token was issued for an unrecorded lifetime)"]
+    assert rs.issued_for(_secret_with({rs.TOKEN_EXPIRATION_ANNOTATION: "soon"})) is None
+    # nothing to re-issue when there is no secret yet
+    assert rs.lifetime_reasons(None, 3600) == []
