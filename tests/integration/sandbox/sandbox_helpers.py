@@ -57,3 +57,42 @@ def filled_token_secret(core: client.CoreV1Api, name: str, namespace: str):
 
 def condition_true(obj, ctype: str) -> bool:
     return any(c.type == ctype and c.status == "True" for c in (obj.status.conditions or []))
+
+
+# kinds that change by themselves on a running cluster (heartbeats, leader election, events)
+NOISY_KINDS = {"Event", "Lease", "Node"}
+NOISY_NAMESPACES = {"kube-system", "kube-node-lease"}
+LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
+
+
+def cluster_state(api_client) -> dict:
+    """{'Kind namespace/name': resourceVersion} of every object of every listable kind
+    outside kube-system (heartbeats, leader-election records and events left out): what a
+    test compares before and after a run that must change nothing."""
+    from kubernetes.dynamic import DynamicClient
+
+    dyn = DynamicClient(api_client)
+    out = {}
+    seen = set()
+    for res in dyn.resources.search():
+        if "/" in (res.name or "") or "list" not in (res.verbs or []) or res.kind in NOISY_KINDS \
+                or res.kind.endswith("List") or (res.group, res.kind) in seen:
+            continue
+        seen.add((res.group, res.kind))  # one version per kind
+        try:
+            items = dyn.get(res).to_dict().get("items") or []
+        except Exception:  # noqa: BLE001 - kinds that answer no LIST (e.g. aggregated APIs) are not state
+            continue
+        for item in items:
+            meta = item.get("metadata") or {}
+            if meta.get("namespace") in NOISY_NAMESPACES or LEADER_ANNOTATION in (meta.get("annotations") or {}):
+                continue
+            ref = "%s %s/%s" % (res.kind, meta.get("namespace") or "", meta.get("name"))
+            out[ref] = meta.get("resourceVersion")
+    return out
+
+
+def state_diff(before: dict, after: dict) -> list:
+    """['+ ref', '- ref', '~ ref'] between two cluster_state snapshots."""
+    return (["+ " + r for r in sorted(set(after) - set(before))] + ["- " + r for r in sorted(set(before) - set(after))]
+            + ["~ " + r for r in sorted(set(before) & set(after)) if before[r] != after[r]])
