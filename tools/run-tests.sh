@@ -68,6 +68,8 @@ run_integration() {
   done
   banner "integration: playbooks against the sandbox (pytest)"
   python -m pytest tests/integration/install_istio tests/integration/federate -q -p no:cacheprovider
+  banner "integration: hardening - bad input, check mode on fresh clusters, secret scan, a dead API server (pytest)"
+  python -m pytest tests/integration/hardening -q -p no:cacheprovider -s
 }
 
 for s in "${stages[@]}"; do
