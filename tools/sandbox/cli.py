@@ -81,7 +81,7 @@ def _check_nothing_left(ports: list, ours: set) -> None:
         if p not in busy and common.port_listening(p):
             log("down: port %d is now used by %s, not by this sandbox" % (p, common.port_owner(p)))
     if still or busy:
-        raise SandboxError("down left processes %s and listening ports %s behind (after waiting %.0fs): %s" % (
+        raise SandboxError("down left processes %s and listening ports %s behind (after waiting %gs): %s" % (
             still, busy, DOWN_PORT_TIMEOUT, "; ".join("%d: %s" % (p, common.port_owner(p)) for p in busy) or "-"))
 
 
@@ -93,7 +93,7 @@ def _wait_processes_gone(timeout: float) -> list:
         still = common.sandbox_processes()
         if not still or time.monotonic() >= deadline:
             return still
-        progress.tick("down: waiting up to %.0fs for sandbox process(es) %s to exit"
+        progress.tick("down: waiting up to %gs for sandbox process(es) %s to exit"
                       % (timeout, ", ".join("%d (%s)" % pe for pe in still)))
         time.sleep(0.2)
 

@@ -268,9 +268,12 @@ class Cluster:
             if not pid:
                 procs[comp] = repair.Proc()
                 continue
-            listening = set(self.component_ports(comp)) <= {p for _a, p in common.listening_ports(pid)}
-            shutting_down = pid in dying_pids or (comp == "kube-apiserver" and listening and not self.api_ready()
-                                                  and self.api_shutting_down())
+            ports = self.component_ports(comp)
+            listening = set(ports) <= {p for _a, p in common.listening_ports(pid)}
+            shutting_down = (pid in dying_pids
+                             or (not listening and common.served_connections(pid, ports) > 0)
+                             or (comp == "kube-apiserver" and listening and not self.api_ready()
+                                 and self.api_shutting_down()))
             procs[comp] = repair.Proc(pid, common.proc_age(pid), listening, shutting_down)
         return procs
 

@@ -327,6 +327,11 @@ def _socket_inodes(pid: int) -> set:
 
 def _listening_sockets() -> list:
     """(address, port, inode) of every listening TCP socket of this network namespace."""
+    return [(addr, port, ino) for addr, port, state, ino in _tcp_sockets() if state == "0A"]  # 0A = LISTEN
+
+
+def _tcp_sockets() -> list:
+    """(local address, local port, state (hex, as in /proc/net/tcp), inode) of every TCP socket."""
     out = []
     for fname, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
         try:
@@ -336,7 +341,7 @@ def _listening_sockets() -> list:
             continue
         for line in lines:
             parts = line.split()
-            if len(parts) < 10 or parts[3] != "0A":  # 0A = LISTEN
+            if len(parts) < 10:
                 continue
             hexaddr, hexport = parts[1].split(":")
             raw = bytes.fromhex(hexaddr)
@@ -345,7 +350,7 @@ def _listening_sockets() -> list:
                 addr = socket.inet_ntop(socket.AF_INET6, raw)
             else:
                 addr = socket.inet_ntop(socket.AF_INET, raw[::-1])
-            out.append((addr, int(hexport, 16), parts[9]))
+            out.append((addr, int(hexport, 16), parts[3], parts[9]))
     return out
 
 
@@ -353,6 +358,15 @@ def listening_ports(pid: int) -> list:
     """Sorted (address, port) pairs a process listens on."""
     inodes = _socket_inodes(pid)
     return sorted({(a, p) for a, p, ino in _listening_sockets() if ino in inodes})
+
+
+def served_connections(pid: int, ports) -> int:
+    """How many connections the process holds on its own (server) `ports` that are not listeners:
+    accepted ones, still open or half closed.  A process that no longer listens but still holds
+    some was serving and is shutting down (a starting one has accepted nothing yet)."""
+    inodes = _socket_inodes(pid)
+    ports = set(ports)
+    return sum(1 for _a, port, state, ino in _tcp_sockets() if port in ports and state != "0A" and ino in inodes)
 
 
 def port_owner(port: int) -> str:
@@ -391,7 +405,7 @@ def wait_ports_closed(ports, timeout: float, what: str, ignore=lambda port: Fals
         busy = [p for p in ports if port_listening(p) and not ignore(p)]
         if not busy or time.monotonic() >= deadline:
             return busy
-        progress.tick("%s: waiting up to %.0fs for port(s) %s to close (%s)" % (
+        progress.tick("%s: waiting up to %gs for port(s) %s to close (%s)" % (
             what, timeout, ",".join(map(str, busy)), "; ".join("%d: %s" % (p, port_owner(p)) for p in busy)))
         time.sleep(0.2)
 

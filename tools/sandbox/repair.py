@@ -11,14 +11,16 @@ A component is
 * ``running``  - alive and listening on every port kwokctl gave it,
 * ``starting`` - alive, not listening yet, younger than the start-up allowance,
 * ``dying``    - alive but shutting down: kube-apiserver said so (``/readyz``: ``[-]shutdown``),
-  or it has been alive longer than the start-up allowance without listening (a SIGTERMed
+  or it no longer listens but still holds connections it accepted on its port (a SIGTERMed
   kube-apiserver closes its port at once but lives on for up to 60 s while its clients'
-  watches drain).
+  watches drain), or it has been alive longer than the start-up allowance without listening.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
+API_SERVER = "kube-apiserver"
 
 MISSING = "missing"
 RUNNING = "running"
@@ -65,8 +67,10 @@ def next_step(verdicts: dict, dying_for: dict, grace: float, starts: dict, max_s
     max_starts: a component missing again after that many starts fails the run
 
     Order: dying processes first (wait for them, stop them after the grace period), since
-    kwokctl starts nothing whose pid file names a live process and then waits for the API
-    server; then start what is missing; then let starting processes settle.
+    kwokctl starts nothing whose pid file names a live process; then start what is missing,
+    but only while kube-apiserver runs or is missing itself: `kwokctl start` waits (up to
+    2 min) until the API serves, so with a kube-apiserver that is still starting let it
+    settle first.
     """
     dying = _with(verdicts, DYING)
     overdue = tuple(c for c in dying if dying_for.get(c, 0.0) >= grace)
@@ -78,7 +82,7 @@ def next_step(verdicts: dict, dying_for: dict, grace: float, starts: dict, max_s
     exhausted = tuple(c for c in missing if starts.get(c, 0) >= max_starts)
     if exhausted:
         return Step("fail", exhausted)
-    if missing:
+    if missing and verdicts.get(API_SERVER, RUNNING) in (RUNNING, MISSING):
         return Step("start", missing)
     starting = _with(verdicts, STARTING)
     if starting:
