@@ -8,6 +8,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import shutil
 import signal
 import uuid
 import socket
@@ -317,6 +318,32 @@ def test_one_up_repairs_a_killed_api_server(sandbox, sig):
     assert took < 90, "repairing took %.1fs" % took
 
 
+def _refresh(sandbox) -> None:
+    """Later tests of this session use the new API server URLs of recreated clusters."""
+    fresh = sandbox.reload()
+    for field in dataclasses.fields(fresh):
+        setattr(sandbox, field.name, getattr(fresh, field.name))
+
+
+def test_one_up_recreates_a_half_deleted_cluster(sandbox):
+    """As an interrupted `down` can leave it: files gone, processes still running and named by no pid file."""
+    name = sandbox.clusters[-1]
+    c = cluster.Cluster(name)
+    old = sorted(c.pids().values())
+    assert all(old)
+    shutil.rmtree(c.path("pids"))
+    shutil.rmtree(c.path("pki"))
+    out, took = _up(sandbox)
+    print("\n%s: one `up` recreated the half-deleted cluster in %.1fs" % (name, took))
+    assert "%s: its workdir %s is incomplete" % (name, c.workdir) in out
+    assert "created %s" % name in out and "SANDBOX_CHANGED=true" in out.splitlines()
+    assert not [pid for pid in old if common.pid_alive(pid)]
+    _refresh(sandbox)
+    _assert_cluster_ready(sandbox, name)
+    again, _ = _up(sandbox)
+    assert "SANDBOX_CHANGED=false" in again.splitlines()
+
+
 def test_down_leaves_no_listening_port_and_up_brings_the_clusters_back(sandbox):
     if any(istiod.Istiod(n).pid() for n in istiod.known()):
         pytest.skip("istiods run in this sandbox; `down` would stop them under later tests")
@@ -335,6 +362,4 @@ def test_down_leaves_no_listening_port_and_up_brings_the_clusters_back(sandbox):
     assert fresh.clusters == sandbox.clusters
     for name in fresh.clusters:
         _assert_cluster_ready(sandbox, name)
-    # later tests of this session use the new API server URLs
-    for field in dataclasses.fields(fresh):
-        setattr(sandbox, field.name, getattr(fresh, field.name))
+    _refresh(sandbox)
