@@ -377,7 +377,8 @@ class Cluster:
             return self.describe_failure("%s did not listen on port(s) %s in time" % (
                 comp, ",".join(map(str, self.component_ports(comp)))), comp)
         if step.action in ("wait", "stop"):
-            return self.describe_failure("%s did not exit in time" % step.components[0], step.components[0])
+            return self.describe_failure("%s was still shutting down when MESHFED_SANDBOX_API_TIMEOUT (%gs) ran out"
+                                         % (step.components[0], API_TIMEOUT), step.components[0])
         return self.describe_failure("the API server did not answer /readyz", "kube-apiserver")
 
     def _announce_dying(self, components, procs: dict, announced: set) -> None:
@@ -678,9 +679,9 @@ def _triage(c: Cluster) -> str:
     return "ok" if c.healthy() else "repair"
 
 
-def _prepare(wanted: list) -> tuple:
-    """Create what is absent, recreate what is half gone; return (created, to_repair)."""
-    created, to_repair = [], []
+def _prepare(wanted: list, created: list, to_repair: list) -> None:
+    """Create what is absent, recreate what is half gone (appending to `created` before it starts, so a
+    failed creation is cleaned up too); note in `to_repair` what runs but is not healthy."""
     for c in wanted:
         action = _triage(c)
         if action == "ok":
@@ -696,7 +697,6 @@ def _prepare(wanted: list) -> tuple:
             _for(c, c.delete)
         created.append(c)
         _for(c, c.create)
-    return created, to_repair
 
 
 def _for(c: Cluster, fn, *args):
@@ -773,7 +773,7 @@ def up(n: int) -> bool:
         wanted = [Cluster(common.cluster_name(i)) for i in range(1, n + 1)]
         created, to_repair = [], []  # created: torn down again if the run fails
         try:
-            created, to_repair = _prepare(wanted)
+            _prepare(wanted, created, to_repair)
             _bring_up(wanted, [c for c in wanted if c in created or c in to_repair])
         except BaseException as e:
             msg = _clean_up_failed(e, created, to_repair)
