@@ -389,7 +389,7 @@ class Cluster:
             announced.add(p.pid)
             why = "shutting down" if p.shutting_down else "alive for %.0fs but not listening on port(s) %s" % (
                 p.age, ",".join(map(str, self.component_ports(c))))
-            log("%s: waiting up to %.0fs for %s (pid %d, %s) to exit" % (self.name, EXIT_GRACE, c, p.pid, why))
+            log("%s: waiting up to %gs for %s (pid %d, %s) to exit" % (self.name, EXIT_GRACE, c, p.pid, why))
 
     def _stop_dying(self, components, procs: dict, dying_for: dict) -> None:
         for c in components:
