@@ -34,6 +34,10 @@ def cmd_istiod(args) -> int:
     return 0
 
 
+# seconds `down` waits for the ports of the stopped processes to close (a process may still be exiting)
+DOWN_PORT_TIMEOUT = float(os.environ.get("MESHFED_SANDBOX_DOWN_TIMEOUT", "60"))
+
+
 def down() -> None:
     t0 = time.monotonic()
     with common.sandbox_lock():
@@ -41,10 +45,8 @@ def down() -> None:
         ports = sorted({port for pid, _name in before for _addr, port in common.listening_ports(pid)})
         istiod.stop_all()
         for name in cluster.existing_clusters():
-            c = cluster.Cluster(name)
-            if c.state() != "absent" or os.path.isdir(c.workdir):
-                log("%s: stopping and deleting (kwokctl delete cluster)" % name)
-                c.delete()
+            log("%s: stopping and deleting (kwokctl delete cluster)" % name)
+            cluster.Cluster(name).delete()
         # safety net: any process of ours still alive (e.g. from a crashed kwokctl)
         left = common.sandbox_processes()
         if left:
@@ -57,13 +59,43 @@ def down() -> None:
         st = common.load_state()
         st["clusters"], st["istiods"] = {}, {}
         common.save_state(st)
-        still = common.sandbox_processes()
-        busy = [p for p in ports if common.port_listening(p)]
-        if still or busy:
-            raise SandboxError("down left processes %s and listening ports %s behind" % (still, busy))
+        _check_nothing_left(ports, {pid for pid, _name in before})
         log("down: stopped %d process(es) in %.1fs; no sandbox process left, ports %s closed"
             % (len(before), time.monotonic() - t0, ",".join(map(str, ports)) or "-"))
     print("SANDBOX_CHANGED=%s" % ("true" if before else "false"), flush=True)
+
+
+def _taken_over(port: int, ours: set) -> bool:
+    """The port is now held only by processes that are neither sandbox processes nor were stopped by `down`
+    (another program, e.g. a second checkout's sandbox, picked the freed port)."""
+    holders = common.port_holders(port)
+    mine = ours | {pid for pid, _name in common.sandbox_processes()}
+    return bool(holders) and not set(holders) & mine
+
+
+def _check_nothing_left(ports: list, ours: set) -> None:
+    """Wait (bounded) until no sandbox process and none of `ports` is left; fail naming what is."""
+    still = _wait_processes_gone(DOWN_PORT_TIMEOUT)
+    busy = common.wait_ports_closed(ports, DOWN_PORT_TIMEOUT, "down", ignore=lambda p: _taken_over(p, ours))
+    for p in ports:
+        if p not in busy and common.port_listening(p):
+            log("down: port %d is now used by %s, not by this sandbox" % (p, common.port_owner(p)))
+    if still or busy:
+        raise SandboxError("down left processes %s and listening ports %s behind (after waiting %gs): %s" % (
+            still, busy, DOWN_PORT_TIMEOUT, "; ".join("%d: %s" % (p, common.port_owner(p)) for p in busy) or "-"))
+
+
+def _wait_processes_gone(timeout: float) -> list:
+    """Wait until no sandbox process is left; return (pid, name) of those still alive after `timeout`."""
+    deadline = time.monotonic() + timeout
+    progress = common.Progress(first=0.0)
+    while True:
+        still = common.sandbox_processes()
+        if not still or time.monotonic() >= deadline:
+            return still
+        progress.tick("down: waiting up to %gs for sandbox process(es) %s to exit"
+                      % (timeout, ", ".join("%d (%s)" % pe for pe in still)))
+        time.sleep(0.2)
 
 
 def cmd_down(args) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import http.client
 import json
 import os
 import re
@@ -67,6 +68,24 @@ class SandboxError(Exception):
 
 def log(msg: str) -> None:
     print("[sandbox] %s" % msg, flush=True)
+
+
+class Progress:
+    """Says what a long wait waits for: once it has lasted `first` seconds, then every `every` seconds."""
+
+    def __init__(self, first: float = 10.0, every: float = 15.0):
+        self.t0 = time.monotonic()
+        self.due = first
+        self.every = every
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def tick(self, what: str) -> None:
+        """Log `what` (e.g. "cluster2: waiting for the node to become Ready") when it is due."""
+        if self.elapsed() >= self.due:
+            log("%s (%.0fs so far)" % (what, self.elapsed()))
+            self.due = self.elapsed() + self.every
 
 
 # ---------------------------------------------------------------- files
@@ -216,6 +235,18 @@ def proc_rss_kib(pid: int) -> int:
     return 0
 
 
+def proc_age(pid: int) -> float:
+    """Seconds since the process started (0.0 when it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
 def read_pid(path: str) -> int:
     try:
         with open(path) as f:
@@ -261,6 +292,14 @@ def terminate(pids, what: str = "process", timeout: float = 15.0) -> None:
     for p in pids:
         if pid_alive(p):
             log("%s %d ignored SIGTERM for %.0fs; sending SIGKILL" % (what, p, timeout))
+    kill_now(pids)
+
+
+def kill_now(pids) -> None:
+    """SIGKILL the given pids (those still alive) and wait until they are gone (for processes whose
+    data is thrown away anyway, e.g. of a cluster being deleted)."""
+    for p in pids:
+        if pid_alive(p):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
     # also wait (briefly) until exited processes are reaped: a zombie's pid still answers kill(pid, 0),
@@ -288,6 +327,11 @@ def _socket_inodes(pid: int) -> set:
 
 def _listening_sockets() -> list:
     """(address, port, inode) of every listening TCP socket of this network namespace."""
+    return [(addr, port, ino) for addr, port, state, ino in _tcp_sockets() if state == "0A"]  # 0A = LISTEN
+
+
+def _tcp_sockets() -> list:
+    """(local address, local port, state (hex, as in /proc/net/tcp), inode) of every TCP socket."""
     out = []
     for fname, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
         try:
@@ -297,7 +341,7 @@ def _listening_sockets() -> list:
             continue
         for line in lines:
             parts = line.split()
-            if len(parts) < 10 or parts[3] != "0A":  # 0A = LISTEN
+            if len(parts) < 10:
                 continue
             hexaddr, hexport = parts[1].split(":")
             raw = bytes.fromhex(hexaddr)
@@ -306,7 +350,7 @@ def _listening_sockets() -> list:
                 addr = socket.inet_ntop(socket.AF_INET6, raw)
             else:
                 addr = socket.inet_ntop(socket.AF_INET, raw[::-1])
-            out.append((addr, int(hexport, 16), parts[9]))
+            out.append((addr, int(hexport, 16), parts[3], parts[9]))
     return out
 
 
@@ -314,6 +358,15 @@ def listening_ports(pid: int) -> list:
     """Sorted (address, port) pairs a process listens on."""
     inodes = _socket_inodes(pid)
     return sorted({(a, p) for a, p, ino in _listening_sockets() if ino in inodes})
+
+
+def served_connections(pid: int, ports) -> int:
+    """How many connections the process holds on its own (server) `ports` that are not listeners:
+    accepted ones, still open or half closed.  A process that no longer listens but still holds
+    some was serving and is shutting down (a starting one has accepted nothing yet)."""
+    inodes = _socket_inodes(pid)
+    ports = set(ports)
+    return sum(1 for _a, port, state, ino in _tcp_sockets() if port in ports and state != "0A" and ino in inodes)
 
 
 def port_owner(port: int) -> str:
@@ -330,6 +383,31 @@ def port_owner(port: int) -> str:
 
 def port_listening(port: int) -> bool:
     return any(p == port for _addr, p, _ino in _listening_sockets())
+
+
+def port_holders(port: int) -> list:
+    """Pids of the processes (of this user) that hold a listening socket on the port."""
+    inodes = {ino for _addr, p, ino in _listening_sockets() if p == port}
+    if not inodes:
+        return []
+    return sorted(int(e) for e in os.listdir("/proc") if e.isdigit() and _socket_inodes(int(e)) & inodes)
+
+
+def wait_ports_closed(ports, timeout: float, what: str, ignore=lambda port: False) -> list:
+    """Wait until none of `ports` is listening any more; return those still listening after `timeout`.
+
+    A port for which ignore(port) is true does not count (e.g. one that a foreign process took
+    over since).  Says once what it waits for, then every 15 s.
+    """
+    deadline = time.monotonic() + timeout
+    progress = Progress(first=0.0)
+    while True:
+        busy = [p for p in ports if port_listening(p) and not ignore(p)]
+        if not busy or time.monotonic() >= deadline:
+            return busy
+        progress.tick("%s: waiting up to %gs for port(s) %s to close (%s)" % (
+            what, timeout, ",".join(map(str, busy)), "; ".join("%d: %s" % (p, port_owner(p)) for p in busy)))
+        time.sleep(0.2)
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -354,6 +432,10 @@ def check_ports_free(ports: dict) -> None:
 
 
 # ---------------------------------------------------------------- Kubernetes API (admin client cert)
+
+
+# what a request to an API server that is (re)starting or shutting down can raise
+API_ERRORS = (OSError, ssl.SSLError, http.client.HTTPException)
 
 
 class Api:
@@ -389,7 +471,7 @@ class Api:
     def ok(self, path: str, timeout: float = 3.0) -> bool:
         try:
             return self.get(path, timeout=timeout)[0] == 200
-        except (OSError, ssl.SSLError):
+        except API_ERRORS:
             return False
 
     def apply(self, path: str, obj: dict, manager: str = "meshfed-sandbox"):
