@@ -106,7 +106,7 @@ options:
   variables:
     description:
       - The variables some options come from, as a mapping of option to variable, for messages. A refusal about an
-        option then names the variable the user wrote, such as C(federate_clusters_vip_cidr) for O(vip_cidr).
+        option then names the variable the user wrote, such as C(mesh_api_server of host cluster2) for O(server).
     type: dict
     default: {}
   state:

@@ -62,7 +62,7 @@ def label_key_problem(key):
     """Why ``key`` is not a Kubernetes label key, None when it is one."""
     if not isinstance(key, str) or not key:
         return "%r is not a label key" % (key,)
-    prefix, _, name = key.rpartition("/")
+    prefix, dummy, name = key.rpartition("/")
     if "/" in key and not names.is_dns1123_subdomain(prefix):
         return "%r: prefix %r is not a DNS-1123 subdomain" % (key, prefix)
     if len(name) > 63 or not LABEL_NAME.match(name):

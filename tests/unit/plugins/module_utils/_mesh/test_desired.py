@@ -147,7 +147,7 @@ def test_a_remote_cluster_needs_primary_remote():
     both = problems(c1={"mesh_cluster_role": "remote"}, c2={"mesh_cluster_role": "remote"},
                     role1={"federate_clusters_mode": "primary_remote"},
                     role2={"federate_clusters_mode": "primary_remote"})
-    assert [p.split(":")[0] for p in both] == ["host cluster1", "host cluster2"]
+    assert [p.split(":", maxsplit=1)[0] for p in both] == ["host cluster1", "host cluster2"]
     assert all("needs a primary" in p for p in both)
 
 
@@ -157,8 +157,8 @@ def test_topology_errors_are_included():
 
 
 def test_every_problem_of_every_host_at_once():
-    found = problems(c1={"mesh_gateway_address": "?"}, role2={"federate_clusters_vip_cidr": "x",
-                                                               "install_istio_version": "y"})
+    found = problems(c1={"mesh_gateway_address": "?"},
+                     role2={"federate_clusters_vip_cidr": "x", "install_istio_version": "y"})
     assert [p.split(": ")[:2] for p in found] == [
         ["host cluster1", "mesh_gateway_address"], ["host cluster2", "federate_clusters_vip_cidr"],
         ["host cluster2", "install_istio_version"]]
