@@ -180,7 +180,7 @@ def run_global_import(params, service, check_mode, diff):
                                               VIP_ATTEMPTS, backoff)
     except VipMapConflict as e:
         raise ClusterError("%s: %s (the VIP map) was written by another run before this one could write it, "
-                           "%d times in a row; nothing was written; run again when the other runs are done "
+                           "at each of %d attempts; nothing was written; run again when the other runs are done "
                            "(last: %s)" % (service.name, what, VIP_ATTEMPTS, e), field=e.field, status=409)
     if conflicts:
         result["warnings"].append("%s (the VIP map) was written by another run while this run allocated VIPs; "

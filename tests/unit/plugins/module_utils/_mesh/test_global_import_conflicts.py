@@ -282,7 +282,7 @@ def test_a_map_that_keeps_changing_fails_naming_cluster_and_configmap_and_writes
         fr.run_global_import(params(A), FakeService(store, "cluster1", after_get=always), False, False)
     msg = str(e.value)
     assert msg.startswith("cluster1: ConfigMap istio-system/meshfed-global-vips (the VIP map) was written by "
-                          "another run before this one could write it, %d times in a row; nothing was written"
+                          "another run before this one could write it, at each of %d attempts; nothing was written"
                           % fr.VIP_ATTEMPTS)
     assert "(HTTP 409)" in msg and e.value.status == 409 and e.value.field == "vip_cidr"
     assert len(pauses) == fr.VIP_ATTEMPTS - 1
