@@ -26,8 +26,8 @@ description:
   - "Two runs on the same O(dir) at once (two AWX jobs) take turns: each holds an exclusive lock on
     C(<dir>/.lock) from before it reads the directory until it has written it, so the second one adopts the root
     and intermediates the first one wrote. A run that had to wait says so in a warning; after O(lock_timeout)
-    seconds it fails naming the directory and the run that holds the lock. The lock goes with the process that
-    holds it: a C(.lock) file left behind never blocks."
+    seconds it fails naming the directory and the last run that took the lock. The lock goes with the process
+    that holds it: a C(.lock) file left behind never blocks."
 author:
   - meshfed.istio contributors (@meshfed)
 requirements:

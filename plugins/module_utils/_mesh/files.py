@@ -111,12 +111,14 @@ def apply(base, files, todo, mode_of):
 # --- the lock ---------------------------------------------------------------------
 
 def _holder(fd):
-    """What the lock file says of its holder ("pid N on HOST since TIME"), or "another run"."""
+    """What the lock file says of the last run that took the lock ("pid N on HOST at TIME"), or
+    "unknown".  The file is not cleared on release: while the lock is held by something that
+    does not write it, this names an earlier holder, hence "last taken by" in messages."""
     try:
         text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
     except OSError:
         text = ""
-    return text or "another run"
+    return text or "unknown"
 
 
 def _flock(fd, shared, timeout, poll, clock, sleep):
@@ -140,10 +142,11 @@ def _flock(fd, shared, timeout, poll, clock, sleep):
 @contextlib.contextmanager
 def locked(base, timeout, shared=False, field="dir", poll=0.2, clock=time.monotonic, sleep=time.sleep):
     """Hold an flock on ``<base>/.lock`` for the ``with`` block; yields a dict with ``path``,
-    ``waited`` (seconds, 0 when the lock was free) and ``holder`` (who held it meanwhile, or None).
+    ``waited`` (seconds, 0 when the lock was free) and ``holder`` (what the lock file said of its
+    last holder while this run waited, or None).
 
     Exclusive (a run that may write): creates ``base`` (mode DIR_MODE) and the lock file when
-    missing, and writes "pid N on HOST since TIME" into it for whoever waits next.  ``shared``
+    missing, and writes "pid N on HOST at TIME" into it for whoever waits next.  ``shared``
     (check mode, which writes nothing): a shared lock on the lock file when there is one, so a
     report never reads a directory half written; none when there is no lock file (no run of this
     version has written the directory: nothing to wait for).  The kernel releases the lock when
@@ -160,9 +163,9 @@ def locked(base, timeout, shared=False, field="dir", poll=0.2, clock=time.monoto
         except OSError as e:
             raise MeshError("%s: cannot lock %s: %s" % (field, path, e.strerror), field=field)
         if waited is None:
-            raise MeshError("%s: %s is still locked after %d s by %s, which works on this directory; nothing was "
-                            "written. Run again when it is done, or give lock_timeout more time (the lock goes "
-                            "with its process: a .lock file left behind does not block)"
+            raise MeshError("%s: %s is still locked by another run after %d s (lock last taken by %s); nothing "
+                            "was written. Run again when that run is done, or give lock_timeout more time (the "
+                            "lock goes with its process: a .lock file left behind does not block)"
                             % (field, base, timeout, holder), field=field)
         if not shared:
             _say_holder(fd)
@@ -187,8 +190,8 @@ def _open_lock(path, base, shared, field):
 
 
 def _say_holder(fd):
-    """Write "pid N on HOST since TIME" into the lock file, for whoever waits next (best effort)."""
-    me = "pid %d on %s since %s\n" % (os.getpid(), socket.gethostname(),
+    """Write "pid N on HOST at TIME" into the lock file, for whoever waits next (best effort)."""
+    me = "pid %d on %s at %s\n" % (os.getpid(), socket.gethostname(),
                                       time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     try:
         os.ftruncate(fd, 0)

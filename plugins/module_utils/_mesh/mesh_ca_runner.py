@@ -70,7 +70,8 @@ def run(params, service, check_mode, want_diff, now=None):
     with files.locked(base, timeout, shared=check_mode) as lock:
         result = _run_locked(params, base, names, ca_params, check_mode, want_diff, now)
     if lock["waited"]:
-        result["warnings"].append("dir: waited %.1f s for %s (held by %s) before reading %s"
+        result["warnings"].append("dir: waited %.1f s for another run to release %s (lock last taken by %s) "
+                                  "before reading %s"
                                   % (lock["waited"], lock["path"], lock["holder"], base))
     return result
 

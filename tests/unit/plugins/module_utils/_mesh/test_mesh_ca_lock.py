@@ -87,7 +87,7 @@ def test_two_processes_generating_into_one_empty_dir_end_with_one_ca(tmp_path, r
     assert sorted(os.listdir(base)) == sorted([".lock", "root-cert.pem", "root-key.pem"] + CLUSTERS)
 
 
-def hold(base, text="pid 4242 on elsewhere since 2026-11-29T10:00:00Z"):
+def hold(base, text="pid 4242 on elsewhere at 2026-11-29T10:00:00Z"):
     """Take the directory's lock as another run would; returns the descriptor (close it to release)."""
     os.makedirs(base, exist_ok=True)
     fd = os.open(os.path.join(base, files.LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
@@ -108,8 +108,8 @@ def test_a_lock_held_too_long_fails_naming_dir_and_holder_and_writes_nothing(tmp
     finally:
         os.close(fd)
     assert e.value.field == "dir"
-    assert str(e.value).startswith("dir: %s is still locked after 1 s by pid 4242 on elsewhere since "
-                                   "2026-11-29T10:00:00Z, which works on this directory; nothing was written" % base)
+    assert str(e.value).startswith("dir: %s is still locked by another run after 1 s (lock last taken by pid 4242 "
+                                   "on elsewhere at 2026-11-29T10:00:00Z); nothing was written" % base)
     assert os.listdir(base) == [".lock"]
 
 
@@ -121,8 +121,8 @@ def test_a_run_that_waited_says_for_whom(tmp_path):
     assert out["root"]["action"] == "created"
     (warning,) = [w for w in out["warnings"] if "waited" in w]
     assert warning.startswith("dir: waited ")
-    assert "for %s/.lock (held by pid 4242 on elsewhere since 2026-11-29T10:00:00Z) before reading %s" % (base, base) \
-        in warning
+    assert "for another run to release %s/.lock (lock last taken by pid 4242 on elsewhere at 2026-11-29T10:00:00Z) " \
+        "before reading %s" % (base, base) in warning
     assert_one_consistent_ca(base)
 
 
@@ -162,7 +162,7 @@ def test_check_mode_waits_for_a_writer_and_leaves_the_lock_file_alone(tmp_path):
     assert (read(base, files.LOCK_FILE), os.stat(lock).st_mtime_ns) == before
     fd = hold(base)
     try:
-        with pytest.raises(MeshError, match="is still locked after 0 s by pid 4242"):
+        with pytest.raises(MeshError, match=r"is still locked by another run after 0 s \(lock last taken by pid 4242"):
             mesh_ca_runner.run(params(base, lock_timeout=0), None, True, False)
     finally:
         os.close(fd)
