@@ -21,8 +21,10 @@ replaced at the resourceVersion this run read it at, before anything else is
 written.  The run that loses that race (HTTP 409: created or changed meanwhile)
 has written nothing; it reads everything again and plans anew against the
 other run's VIPs, a few times (VIP_ATTEMPTS) after a short random pause.  So
-every VIP a ServiceEntry gets was in the map when the map was written, and no
-two hosts get one address.
+every VIP a ServiceEntry gets was in the map when this run wrote it, and two
+runs at once never give one address to two hosts (vip.allocate: with prune, a
+run does not hand out again what it releases, which the other run's
+ServiceEntries may still carry).
 """
 
 from __future__ import annotations
