@@ -192,7 +192,7 @@ def _open_lock(path, base, shared, field):
 def _say_holder(fd):
     """Write "pid N on HOST at TIME" into the lock file, for whoever waits next (best effort)."""
     me = "pid %d on %s at %s\n" % (os.getpid(), socket.gethostname(),
-                                      time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, me.encode("utf-8"), 0)
