@@ -29,6 +29,11 @@ description:
     C(*.global) Gateway - goes through one reconciler (list once, diff, write what differs in parallel, delete
     what is no longer exported, refuse an object of the same name that another owner wrote); see
     M(meshfed.istio.owned_objects). Every object is computed and checked before anything is written.
+  - "Two runs at once on one cluster (two AWX jobs): the VIP ConfigMap is created, or replaced at the
+    resourceVersion this run read it at, before any other object is written. The run that loses that race has
+    written nothing; it reads again and allocates around the other run's VIPs (up to 5 attempts, with a warning),
+    then fails naming the cluster and the ConfigMap. A new host never gets an address released by the same run
+    (while the range has others), which a ServiceEntry of a concurrent run may still carry."
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
@@ -126,7 +131,10 @@ options:
     type: str
     default: meshfed-global
   prune:
-    description: Delete owned ServiceEntries, DestinationRules and VirtualServices no longer wanted.
+    description:
+      - Delete owned ServiceEntries, DestinationRules and VirtualServices no longer wanted.
+      - With V(false), the hosts whose ServiceEntries are kept also keep their VIPs in the VIP ConfigMap, so that
+        no other host gets them.
     type: bool
     default: true
   workers:
@@ -188,7 +196,7 @@ vips:
   type: dict
   sample: {httpbin.bar.global: 240.240.12.34}
 released:
-  description: Hosts whose VIP was released (no longer exported).
+  description: Hosts whose VIP was released (no longer exported, with O(prune)).
   returned: always
   type: list
   elements: str

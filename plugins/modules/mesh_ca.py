@@ -23,6 +23,11 @@ description:
   - Runs on the controller or wherever the CA material should live (typically C(localhost)).
     Private key files are written with mode C(0600), certificates C(0644), each atomically.
   - No private key ever appears in a result, a diff or a log.
+  - "Two runs on the same O(dir) at once (two AWX jobs) take turns: each holds an exclusive lock on
+    C(<dir>/.lock) from before it reads the directory until it has written it, so the second one adopts the root
+    and intermediates the first one wrote. A run that had to wait says so in a warning; after O(lock_timeout)
+    seconds it fails naming the directory and the last run that took the lock. The lock goes with the process
+    that holds it: a C(.lock) file left behind never blocks."
 author:
   - meshfed.istio contributors (@meshfed)
 requirements:
@@ -32,7 +37,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports what would be created, re-issued or fixed and writes nothing.
+    details: Reports what would be created, re-issued or fixed and writes nothing, not even the lock file; it
+      waits for a run that holds the lock (a shared lock on C(<dir>/.lock) when that file exists).
   diff_mode:
     support: full
     details: Shows, per file, certificate subjects, serials, expiry dates and SHA-256 fingerprints; keys only as sizes.
@@ -123,6 +129,13 @@ options:
     type: str
     choices: [never, fail, partial_idempotence, full_idempotence, always]
     default: partial_idempotence
+  lock_timeout:
+    description:
+      - How long, in seconds, to wait for another run that holds the lock of O(dir) before failing.
+      - V(0) fails at once when the directory is locked.
+    type: int
+    default: 300
+    version_added: 0.2.0
 seealso:
   - module: meshfed.istio.cacerts
   - name: Istio, plug in CA certificates
@@ -281,6 +294,7 @@ def argument_spec():
         intermediate_validity_days=dict(type="int", default=730),
         renew_before_days=dict(type="int", default=30),
         regenerate=dict(type="str", default="partial_idempotence", choices=list(ca.REGENERATE_POLICIES)),
+        lock_timeout=dict(type="int", default=300),
     )
 
 

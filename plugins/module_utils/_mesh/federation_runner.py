@@ -15,15 +15,33 @@ avoiding addresses of ServiceEntries it does not own), then writes, through the
 reconciler, the VIP ConfigMap first, the ServiceEntries, DestinationRules,
 VirtualServices and the *.global Gateway.  Everything is computed and checked
 before the first write.
+
+Two runs at once (two AWX jobs on one cluster): the VIP ConfigMap is created, or
+replaced at the resourceVersion this run read it at, before anything else is
+written.  The run that loses that race (HTTP 409: created or changed meanwhile)
+has written nothing; it reads everything again and plans anew against the
+other run's VIPs, a few times (VIP_ATTEMPTS) after a short random pause.  So
+every VIP a ServiceEntry gets was in the map when this run wrote it, and two
+runs at once never give one address to two hosts (vip.allocate: with prune, a
+run does not hand out again what it releases, which the other run's
+ServiceEntries may still carry).
 """
 
 from __future__ import annotations
 
+import random
+import time
+
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import federation, reconcile, reconcile_runner, vip
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import remote_secret as rs
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import ClusterError
 
 VIP_CONFIGMAP = "meshfed-global-vips"
 CLUSTER_INFO = "meshfed-cluster-info"
+# How often run_global_import plans and writes the VIP map when other runs keep writing it first.
+VIP_ATTEMPTS = 5
+# Pause before attempt n+1: n * VIP_PAUSE seconds, times a random factor in [0.5, 1.5).
+VIP_PAUSE = 0.2
 
 
 def discover(service, exports_spec, label_keys):
@@ -61,19 +79,57 @@ def _prepare(service, common, kind, entries, diff, field, **kwargs):
                                          field=field, check_mode=common["check_mode"], **kwargs)
 
 
-def run_global_import(params, service, check_mode, diff):
-    """Runner of meshfed.istio.global_service_entries."""
+class VipMapConflict(ClusterError):
+    """The VIP ConfigMap was created or changed by another run since this run read it (HTTP 409);
+    nothing else was written."""
+
+
+def retry_on_conflict(attempt, attempts, pause, conflict=VipMapConflict):
+    """``attempt()`` until it does not raise ``conflict``, at most ``attempts`` times, with
+    ``pause(n)`` between attempt n and n+1.  Returns (its result, the conflicts seen);
+    the last conflict is raised when every attempt had one."""
+    seen = []
+    for n in range(1, attempts + 1):
+        try:
+            return attempt(), seen
+        except conflict as e:
+            seen.append(e)
+            if n == attempts:
+                raise
+            pause(n)
+
+
+def backoff(n, sleep=time.sleep, rand=random.random):
+    """Sleep about n * VIP_PAUSE seconds (jittered, so that two losers do not meet again)."""
+    sleep(n * VIP_PAUSE * (0.5 + rand()))
+
+
+def _write_vip_map(service, plan, check_mode):
+    """Write the VIP ConfigMap's plan; a 409 (created or changed meanwhile) is a VipMapConflict."""
+    try:
+        return reconcile_runner.write_kind(service, plan, check_mode)
+    except ClusterError as e:
+        if e.status == 409:
+            raise VipMapConflict(str(e), field=e.field, status=409)
+        raise
+
+
+def _global_import_once(params, service, check_mode, diff):
+    """One read-plan-write of run_global_import; VipMapConflict when the VIP map was
+    written meanwhile (then nothing was written)."""
     cluster, ns, owner = params["cluster_name"], params["namespace"], params["owner"]
     hosts = federation.wanted_hosts(cluster, params["exports"])
+    what = "ConfigMap %s/%s" % (ns, VIP_CONFIGMAP)
 
     cm = service.get("v1", "ConfigMap", VIP_CONFIGMAP, ns)
-    previous = vip.parse_persisted((cm or {}).get("data") or {}, field="vip_cidr",
-                                   what="ConfigMap %s/%s" % (ns, VIP_CONFIGMAP))
+    previous = vip.parse_persisted((cm or {}).get("data") or {}, field="vip_cidr", what=what)
     # not served (Istio's CRDs not installed): nothing to prune; what is wanted, prepare_kind
     # refuses (or, in check mode, reports as pending)
     everything = service.list(reconcile.API_VERSION, "ServiceEntry")
+    # without prune, the ServiceEntries of hosts no longer exported stay, and so do their VIPs
     vips, warnings = vip.allocate(hosts, previous, params["vip_cidr"],
-                                  taken=reconcile.foreign_addresses(everything, owner))
+                                  taken=reconcile.foreign_addresses(everything, owner),
+                                  keep=() if params["prune"] else previous)
     entries = federation.global_entries(cluster, params["exports"], vips, namespace=ns,
                                         via_egress=params["via_egress"])
     # checked before anything is written: a bad route must not leave half a change behind
@@ -98,8 +154,11 @@ def run_global_import(params, service, check_mode, diff):
         _prepare(service, common, "Gateway", gateways, diff, "global_gateway",
                  adopt=["%s/%s" % (ns, federation.GLOBAL_GATEWAY)]),
     ]
-    # the VIP map first: an interrupted run keeps the allocation it handed out
-    subs = [(plan.kind, reconcile_runner.write_kind(service, plan, check_mode)) for plan in plans]
+    # the VIP map first, at the resourceVersion read: a run that lost the race writes nothing
+    # (no ServiceEntry with a VIP another run has given away), and an interrupted run keeps
+    # the allocation it handed out
+    subs = [(plans[0].kind, _write_vip_map(service, plans[0], check_mode))]
+    subs += [(plan.kind, reconcile_runner.write_kind(service, plan, check_mode)) for plan in plans[1:]]
     result = dict(subs[1][1])
     result["destination_rules"], result["virtual_services"] = subs[2][1], subs[3][1]
     gateway = subs[4][1]
@@ -117,6 +176,24 @@ def run_global_import(params, service, check_mode, diff):
     result["vips"] = vips
     result["released"] = vip.released(previous, vips)
     result["warnings"] = warnings
+    return result
+
+
+def run_global_import(params, service, check_mode, diff):
+    """Runner of meshfed.istio.global_service_entries: plans and writes again from a fresh
+    read when another run wrote the VIP map first (module docstring)."""
+    what = "ConfigMap %s/%s" % (params["namespace"], VIP_CONFIGMAP)
+    try:
+        result, conflicts = retry_on_conflict(lambda: _global_import_once(params, service, check_mode, diff),
+                                              VIP_ATTEMPTS, backoff)
+    except VipMapConflict as e:
+        raise ClusterError("%s: %s (the VIP map) was written by another run before this one could write it, "
+                           "at each of %d attempts; nothing was written; run again when the other runs are done "
+                           "(last: %s)" % (service.name, what, VIP_ATTEMPTS, e), field=e.field, status=409)
+    if conflicts:
+        result["warnings"].append("%s (the VIP map) was written by another run while this run allocated VIPs; "
+                                  "they were allocated again from the new map (%d attempts)"
+                                  % (what, len(conflicts) + 1))
     return result
 
 

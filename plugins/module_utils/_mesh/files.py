@@ -5,16 +5,27 @@
 # This module util is PRIVATE to the meshfed.istio collection. It may change
 # without notice between releases.
 
-"""Reading and atomically writing the files of a managed directory."""
+"""Reading and atomically writing the files of a managed directory, and the lock
+(``locked``) that makes two runs on one directory take turns."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
+import socket
 import stat
 import tempfile
+import time
 
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+
+# Directories are made with this mode (before the umask); files carry their own modes.
+DIR_MODE = 0o755
+# The lock of a managed directory, inside it (writable wherever the files are).
+LOCK_FILE = ".lock"
+LOCK_MODE = 0o644
 
 
 def read_optional(path, field="dir"):
@@ -73,7 +84,7 @@ def plan(base, files, mode_of):
 def write_atomic(path, data, mode):
     """Write ``data`` to ``path`` with ``mode`` so that readers never see a partial file."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         os.fchmod(fd, mode)
@@ -95,3 +106,95 @@ def apply(base, files, todo, mode_of):
             os.chmod(path, mode_of(rel))
         else:
             write_atomic(path, files[rel], mode_of(rel))
+
+
+# --- the lock ---------------------------------------------------------------------
+
+def _holder(fd):
+    """What the lock file says of the last run that took the lock ("pid N on HOST at TIME"), or
+    "unknown".  The file is not cleared on release: while the lock is held by something that
+    does not write it, this names an earlier holder, hence "last taken by" in messages."""
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return text or "unknown"
+
+
+def _flock(fd, shared, timeout, poll, clock, sleep):
+    """Take the flock, polling until ``timeout`` seconds have passed.  Returns (seconds waited,
+    0.0 when it was free at once, and the holder seen while waiting or None), or (None, holder)
+    on timeout."""
+    start, holder = clock(), None
+    while True:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            return (0.0 if holder is None else clock() - start), holder
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        holder = _holder(fd)
+        if clock() - start >= timeout:
+            return None, holder
+        sleep(poll)
+
+
+@contextlib.contextmanager
+def locked(base, timeout, shared=False, field="dir", poll=0.2, clock=time.monotonic, sleep=time.sleep):
+    """Hold an flock on ``<base>/.lock`` for the ``with`` block; yields a dict with ``path``,
+    ``waited`` (seconds, 0 when the lock was free) and ``holder`` (what the lock file said of its
+    last holder while this run waited, or None).
+
+    Exclusive (a run that may write): creates ``base`` (mode DIR_MODE) and the lock file when
+    missing, and writes "pid N on HOST at TIME" into it for whoever waits next.  ``shared``
+    (check mode, which writes nothing): a shared lock on the lock file when there is one, so a
+    report never reads a directory half written; none when there is no lock file (no run of this
+    version has written the directory: nothing to wait for).  The kernel releases the lock when
+    its process ends: a lock file left behind never blocks.  After ``timeout`` seconds a
+    MeshError naming the directory and the holder."""
+    path = os.path.join(base, LOCK_FILE)
+    fd = _open_lock(path, base, shared, field)
+    if fd is None:
+        yield {"path": path, "waited": 0.0, "holder": None}
+        return
+    try:
+        try:
+            waited, holder = _flock(fd, shared, timeout, poll, clock, sleep)
+        except OSError as e:
+            raise MeshError("%s: cannot lock %s: %s" % (field, path, e.strerror), field=field)
+        if waited is None:
+            raise MeshError("%s: %s is still locked by another run after %d s (lock last taken by %s); nothing "
+                            "was written. Run again when that run is done, or give lock_timeout more time (the "
+                            "lock goes with its process: a .lock file left behind does not block)"
+                            % (field, base, timeout, holder), field=field)
+        if not shared:
+            _say_holder(fd)
+        yield {"path": path, "waited": waited, "holder": holder}
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open_lock(path, base, shared, field):
+    """The lock file's descriptor: opened read-only when ``shared`` (None when it does not exist),
+    else created (with ``base``) when missing."""
+    try:
+        if shared:
+            try:
+                return os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+        os.makedirs(base, mode=DIR_MODE, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, LOCK_MODE)
+    except OSError as e:
+        raise MeshError("%s: cannot open the lock %s: %s" % (field, path, e.strerror), field=field)
+
+
+def _say_holder(fd):
+    """Write "pid N on HOST at TIME" into the lock file, for whoever waits next (best effort)."""
+    me = "pid %d on %s at %s\n" % (os.getpid(), socket.gethostname(),
+                                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me.encode("utf-8"), 0)
+    except OSError:
+        pass

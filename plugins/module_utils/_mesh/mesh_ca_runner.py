@@ -5,7 +5,13 @@
 # This module util is PRIVATE to the meshfed.istio collection. It may change
 # without notice between releases.
 
-"""Orchestration of meshfed.istio.mesh_ca: read, reconcile, write, report."""
+"""Orchestration of meshfed.istio.mesh_ca: read, reconcile, write, report.
+
+Two runs on one directory at once (two AWX jobs) take turns: the whole read-plan-write
+holds an exclusive lock on ``<dir>/.lock`` (files.locked), so the second run reads what
+the first wrote (one root, adopted) instead of making a root of its own.  Check mode
+writes nothing, not even the lock: it takes a shared lock when the lock file exists.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca, fil
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import CAError, MeshError
 
 PARAM_NAMES = tuple(ca.Params.FIELDS)
+DEFAULT_LOCK_TIMEOUT = 300
 
 
 def read_existing(base, cluster_names, root_cert_path=None, root_key_path=None, root_key_passphrase=None):
@@ -42,12 +49,35 @@ def read_existing(base, cluster_names, root_cert_path=None, root_key_path=None, 
                        root_key_passphrase=root_key_passphrase)
 
 
+def lock_timeout(params):
+    """The lock_timeout option, checked (seconds, at least 0)."""
+    value = params.get("lock_timeout")
+    value = DEFAULT_LOCK_TIMEOUT if value is None else value
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MeshError("lock_timeout: must be a number of seconds, at least 0, got %r" % (value,),
+                        field="lock_timeout")
+    return value
+
+
 def run(params, service, check_mode, want_diff, now=None):
-    """Runner of meshfed.istio.mesh_ca (``service`` is None: it talks to no cluster).  Raises MeshError."""
+    """Runner of meshfed.istio.mesh_ca (``service`` is None: it talks to no cluster).  Raises MeshError.
+    Reads, plans and writes under the directory's lock (module docstring)."""
     base = params["dir"]
     names = ca.validate_cluster_names(params.get("clusters") or [])
     ca_params = ca.Params(**dict((k, params.get(k)) for k in PARAM_NAMES))
+    timeout = lock_timeout(params)
     files.check_dir(base)
+    with files.locked(base, timeout, shared=check_mode) as lock:
+        result = _run_locked(params, base, names, ca_params, check_mode, want_diff, now)
+    if lock["waited"]:
+        result["warnings"].append("dir: waited %.1f s for another run to release %s (lock last taken by %s) "
+                                  "before reading %s"
+                                  % (lock["waited"], lock["path"], lock["holder"], base))
+    return result
+
+
+def _run_locked(params, base, names, ca_params, check_mode, want_diff, now):
+    """Read, reconcile, write (not in check mode) and report; the caller holds the lock."""
     existing = read_existing(base, names, params.get("root_cert_path"), params.get("root_key_path"),
                              params.get("root_key_passphrase"))
     plan = ca.reconcile(existing, names, ca_params, now or datetime.datetime.now(datetime.timezone.utc))

@@ -68,8 +68,14 @@ def _write(service, action, obj, field_manager, live=None):
             # ours (owner label checked before): take our fields back from whoever changed them
             service.apply(obj, field_manager, force=True)
     except ClusterError as e:
-        return reconcile.ref_str(meta.get("namespace"), meta["name"]), str(e)
+        return reconcile.ref_str(meta.get("namespace"), meta["name"]), e
     return reconcile.ref_str(meta.get("namespace"), meta["name"]), None
+
+
+def common_status(errors):
+    """The HTTP status every one of ``errors`` (ClusterErrors) carries, or None when they differ."""
+    statuses = set(e.status for e in errors)
+    return statuses.pop() if len(statuses) == 1 else None
 
 
 class KindPlan(object):
@@ -139,7 +145,8 @@ def prepare_kind(service, params, want_diff, kind=reconcile.KIND, field=reconcil
 
 def write_kind(service, plan, check_mode):
     """Carry out a KindPlan (nothing in check mode); its result, or a ClusterError naming
-    every write that failed (with the partial result)."""
+    every write that failed (with the partial result), whose ``status`` is the HTTP status
+    all the failed writes got (409 when each one lost to a concurrent writer), else None."""
     result = plan.result
     if check_mode or not result["changed"]:
         return result
@@ -159,8 +166,8 @@ def write_kind(service, plan, check_mode):
         result["changed"] = bool(result["created"] or result["updated"] or result["deleted"])
         result.pop("diff", None)
         raise ClusterError("%d of %d %s writes failed: %s" % (
-            len(failed), len(jobs), plan.kind, names.some([failed[r] for r in sorted(failed)], sep="; ")),
-            field=plan.field, result=result)
+            len(failed), len(jobs), plan.kind, names.some([str(failed[r]) for r in sorted(failed)], sep="; ")),
+            field=plan.field, result=result, status=common_status(failed.values()))
     return result
 
 

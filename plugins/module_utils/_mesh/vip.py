@@ -14,10 +14,13 @@ host -> address is persisted (a ConfigMap) and fed back as ``previous``:
 
 * a host that is still wanted keeps its address, whatever else was added or
   removed;
-* a host that is no longer wanted releases its address;
+* a host that is no longer wanted releases its address, unless it is kept
+  (``keep``: its ServiceEntry stays, as with prune=false);
 * a new host gets an address derived from a hash of its name, then the next
   free one (linear probing), so the same inputs always give the same map,
-  whatever the order of ``hosts``.
+  whatever the order of ``hosts``.  It skips, while the range has other free
+  addresses, those released by this very allocation: a concurrent run whose
+  map this one replaces may still be writing ServiceEntries with them.
 
 The network and broadcast addresses of the range are never handed out, nor an
 address some ServiceEntry we do not manage already uses (``taken``).
@@ -160,14 +163,25 @@ def _slot(host, size):
     return int.from_bytes(digest[:8], "big") % size
 
 
-def allocate(hosts, previous=None, cidr=DEFAULT_CIDR, taken=None, field="vip_cidr", hosts_field="hosts"):
+def _probe(base, size, start, skip):
+    """The first address (int) from slot ``start`` on, linear probing, for which ``skip`` is false; None."""
+    for probe in range(size):
+        addr_int = base + (start + probe) % size
+        if not skip(addr_int):
+            return addr_int
+    return None
+
+
+def allocate(hosts, previous=None, cidr=DEFAULT_CIDR, taken=None, field="vip_cidr", hosts_field="hosts", keep=()):
     """Allocate one VIP per host.  Returns ({host: address}, warnings).
 
     ``previous`` is the persisted map (host -> address, as parse_persisted returns);
     ``taken`` maps addresses (or CIDRs) used by ServiceEntries we do not manage to
-    their "namespace/name" (an iterable of addresses is accepted too).  Raises
-    MeshError (``field``) for a bad range, an exhausted range, or a previous
-    allocation that collides with a foreign ServiceEntry's address.
+    their "namespace/name" (an iterable of addresses is accepted too).  ``keep``:
+    hosts of ``previous`` that keep their entry although not in ``hosts`` (their
+    ServiceEntries are not pruned): they are in the result with their address, which
+    no other host gets.  Raises MeshError (``field``) for a bad range, an exhausted
+    range, or a previous allocation that collides with a foreign ServiceEntry's address.
     """
     net, warnings = parse_cidr(cidr, field)
     if isinstance(hosts, (str, bytes)):
@@ -177,15 +191,19 @@ def allocate(hosts, previous=None, cidr=DEFAULT_CIDR, taken=None, field="vip_cid
         _check_host(host, hosts_field)
         wanted.add(host)
     size = usable_count(net)
-    if len(wanted) > size:
-        raise MeshError("%s: %s has %d usable addresses but %d hosts need one; use a larger range"
-                        % (field, net, size, len(wanted)), field=field)
     previous = parse_persisted(previous or {})
-    singles, ranges = _taken_index(taken)
     base = int(net.network_address) + 1  # first usable address
     first, last = base, base + size - 1
+    kept = dict((h, previous[h]) for h in set(keep or ()) - wanted if h in previous)
+    # addresses of kept hosts are not handed out; those outside the range cannot collide
+    used = set(a for a in (int(ipaddress.ip_address(v)) for v in kept.values()) if first <= a <= last)
+    n_kept = len(used)
+    if len(wanted) + n_kept > size:
+        raise MeshError("%s: %s has %d usable addresses but %d hosts need one; use a larger range"
+                        % (field, net, size, len(wanted) + n_kept), field=field)
+    singles, ranges = _taken_index(taken)
 
-    allocation, used = {}, set()
+    allocation = dict(kept)
     for host in sorted(wanted):
         if host not in previous:
             continue
@@ -203,19 +221,21 @@ def allocate(hosts, previous=None, cidr=DEFAULT_CIDR, taken=None, field="vip_cid
                             field=field)
         allocation[host] = str(addr)
         used.add(addr_int)
+    released_now = set(int(ipaddress.ip_address(a)) for h, a in previous.items() if h not in allocation)
+
+    def skip(addr_int):
+        return addr_int in used or _taken_by(addr_int, singles, ranges)[0]
 
     for host in sorted(wanted - set(allocation)):
         start = _slot(host, size)
-        for probe in range(size):
-            addr_int = base + (start + probe) % size
-            if addr_int in used or _taken_by(addr_int, singles, ranges)[0]:
-                continue
-            break
-        else:
+        addr_int = _probe(base, size, start, lambda a: a in released_now or skip(a))
+        if addr_int is None:
+            addr_int = _probe(base, size, start, skip)  # the range is full but for what was released
+        if addr_int is None:
             n_taken = size - len(used)
             raise MeshError("%s: %s has %d usable addresses, %d of them taken by ServiceEntries not managed by "
                             "this collection, but %d hosts need one; use a larger range"
-                            % (field, net, size, n_taken, len(wanted)), field=field)
+                            % (field, net, size, n_taken, len(wanted) + n_kept), field=field)
         allocation[host] = str(ipaddress.ip_address(addr_int))
         used.add(addr_int)
     return dict((h, allocation[h]) for h in sorted(allocation)), warnings

@@ -209,6 +209,66 @@ def test_a_released_host_may_collide_without_error():
     assert alloc == {"kept.global": "240.240.0.11"}
 
 
+# --- kept hosts (prune=false) and addresses released by this allocation --------
+
+def test_kept_hosts_stay_in_the_map_and_their_addresses_are_not_handed_out():
+    cidr = "240.1.1.0/29"  # 6 usable addresses
+    previous = dict(("h%d.ns.global" % i, "240.1.1.%d" % (i + 1)) for i in range(5))
+    alloc, warnings = vip.allocate(["new.ns.global"], previous=previous, cidr=cidr, keep=list(previous))
+    assert warnings == []
+    assert alloc == dict(previous, **{"new.ns.global": "240.1.1.6"})
+    assert vip.released(previous, alloc) == []
+
+
+def test_keep_ignores_wanted_hosts_and_hosts_not_in_previous():
+    previous = {"a.global": "240.240.0.7", "b.global": "240.240.0.8"}
+    alloc = vip.allocate(["a.global"], previous=previous, keep=["a.global", "b.global", "never.global"])[0]
+    assert alloc == previous
+
+
+def test_kept_addresses_count_against_the_range():
+    previous = {"a.global": "240.0.0.1", "b.global": "240.0.0.2"}
+    with pytest.raises(MeshError) as e:
+        vip.allocate(["c.global"], previous=previous, cidr="240.0.0.0/30", keep=list(previous))
+    assert "240.0.0.0/30 has 2 usable addresses but 3 hosts need one" in str(e.value)
+
+
+def test_a_kept_address_outside_a_changed_range_stays_as_it_is():
+    previous = {"old.global": "240.240.0.9"}
+    alloc, warnings = vip.allocate(["new.global"], previous=previous, cidr="240.241.0.0/24", keep=["old.global"])
+    assert alloc["old.global"] == "240.240.0.9"
+    assert in_range(alloc["new.global"], "240.241.0.0/24")
+    assert warnings == []
+
+
+def test_a_new_host_skips_addresses_released_in_the_same_allocation():
+    # A concurrent run whose map this one replaces may still write ServiceEntries with the
+    # addresses released here: while the range has others, they are not handed out again.
+    cidr = "240.1.1.0/29"
+    gone = ["g%d.ns.global" % i for i in range(3)]
+    previous = dict((h, "240.1.1.%d" % (i + 1)) for i, h in enumerate(gone))
+    new = ["n%d.ns.global" % i for i in range(3)]
+    alloc = vip.allocate(new, previous=previous, cidr=cidr)[0]
+    assert sorted(alloc.values()) == ["240.1.1.4", "240.1.1.5", "240.1.1.6"]
+    assert vip.released(previous, alloc) == gone
+
+
+def test_released_addresses_are_used_when_the_range_has_no_other():
+    cidr = "240.1.1.0/29"
+    previous = dict(("g%d.ns.global" % i, "240.1.1.%d" % (i + 1)) for i in range(6))
+    new = ["n%d.ns.global" % i for i in range(6)]
+    alloc = vip.allocate(new, previous=previous, cidr=cidr)[0]
+    assert sorted(alloc.values()) == sorted(previous.values())
+
+
+def test_skipping_released_addresses_is_still_deterministic():
+    previous = dict(("g%d.ns.global" % i, "240.1.0.%d" % (i + 1)) for i in range(20))
+    new = ["n%d.ns.global" % i for i in range(20)]
+    first = vip.allocate(new, previous=previous, cidr="240.1.0.0/26")[0]
+    assert vip.allocate(list(reversed(new)), previous=previous, cidr="240.1.0.0/26")[0] == first
+    assert not set(first.values()) & set(previous.values())
+
+
 # --- hosts --------------------------------------------------------------------
 
 @pytest.mark.parametrize("hosts, fragment", [
