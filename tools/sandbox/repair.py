@@ -94,7 +94,6 @@ def _with(verdicts: dict, verdict: str) -> tuple:
     return tuple(c for c, v in verdicts.items() if v == verdict)
 
 
-
 def lease_is_stale(renewed_at: float, successor_started_at: float, margin: float = 1.0) -> bool:
     """A leader lease last renewed (epoch seconds) before the component's new process started
     (with `margin` seconds for clock granularity) belongs to a dead predecessor: the new process

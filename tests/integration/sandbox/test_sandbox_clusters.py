@@ -313,7 +313,7 @@ def test_one_up_repairs_a_killed_api_server(sandbox, sig):
     assert _api_server_pid(name) != old
     _assert_cluster_ready(sandbox, name)
     assert sandbox.reload().api_servers == sandbox.api_servers  # repaired in place, same port
-    again, _ = _up(sandbox)
+    again, dummy = _up(sandbox)
     assert "SANDBOX_CHANGED=false" in again.splitlines()
     assert took < 90, "repairing took %.1fs" % took
 
@@ -340,7 +340,7 @@ def test_one_up_recreates_a_half_deleted_cluster(sandbox):
     assert not [pid for pid in old if common.pid_alive(pid)]
     _refresh(sandbox)
     _assert_cluster_ready(sandbox, name)
-    again, _ = _up(sandbox)
+    again, dummy = _up(sandbox)
     assert "SANDBOX_CHANGED=false" in again.splitlines()
 
 
