@@ -57,6 +57,8 @@ READY_TIMEOUT = float(os.environ.get("MESHFED_SANDBOX_READY_TIMEOUT", "120"))
 EXIT_GRACE = float(os.environ.get("MESHFED_SANDBOX_EXIT_GRACE", "10"))
 # a live component not listening on its ports after this many seconds counts as dying
 STARTUP_ALLOWANCE = 30.0
+# how long `up` waits for a cluster it created to bind its ports, before it creates the next
+CREATE_PORTS_TIMEOUT = 30.0
 # a component that exits again after this many starts in one `up` fails it
 MAX_STARTS = 3
 
@@ -303,6 +305,19 @@ class Cluster:
         return msg
 
     # lifecycle
+    def wait_listening(self, timeout: float) -> None:
+        """Wait (bounded) until every port kwokctl gave this cluster is listening; a component
+        that never binds is left to the repair that follows."""
+        deadline = time.monotonic() + timeout
+        while True:
+            idle = sorted(p for p in self.configured_ports() if not common.port_listening(p))
+            if not idle:
+                return
+            if time.monotonic() >= deadline:
+                log("%s: port(s) %s not listening after %.0fs; going on" % (self.name, idle, timeout))
+                return
+            time.sleep(0.2)
+
     def create(self) -> None:
         log("%s: creating (kwokctl, binary runtime, 127.0.0.1)" % self.name)
         kwokctl(["create", "cluster", "--name", self.name, "--runtime", "binary",
@@ -697,6 +712,9 @@ def _prepare(wanted: list, created: list, to_repair: list) -> None:
             _for(c, c.delete)
         created.append(c)
         _for(c, c.create)
+        # kwokctl picks each new cluster's ports among the free ones: the next cluster must
+        # not be given a port this one's components have not bound yet
+        c.wait_listening(CREATE_PORTS_TIMEOUT)
 
 
 def _for(c: Cluster, fn, *args):
