@@ -124,7 +124,9 @@ def test_unreachable_remote_api_is_refused_before_writing(sandbox, federated, tm
             "istio-remote-secret-cluster2", "istio-system").metadata.resource_version
         rc, data, raw = playbook("federate_clusters.yml", inventory=path)
         assert rc != 0
-        assert any("server: https://127.0.0.1:1 does not answer" in m for m in failure_messages(data)), raw[-3000:]
+        # told in terms of the variable the user wrote, and of whose it is
+        assert any(m.startswith("mesh_api_server of host cluster2: ") and "https://127.0.0.1:1 does not answer" in m
+                   for m in failure_messages(data)), raw[-3000:]
         after = client.CoreV1Api(sandbox.api_client("cluster1")).read_namespaced_secret(
             "istio-remote-secret-cluster2", "istio-system").metadata.resource_version
         assert before == after

@@ -129,7 +129,8 @@ def test_remote_cluster_needs_primary_remote_mode(remote, tmp_path):
         path = inv.write(lambda g: (primary_remote(g), g["vars"].update(federate_clusters_mode="multi_primary")))
         rc, data, raw = playbook("federate_clusters.yml", inventory=path)
         assert rc != 0
-        assert any("needs federate_clusters_mode primary_remote (got multi_primary)" in m
+        assert any("host cluster2: federate_clusters_mode: a remote cluster (mesh_cluster_role remote) runs no istiod "
+                   "and needs primary_remote, got multi_primary" in m
                    for m in failure_messages(data)), raw[-3000:]
     finally:
         inv.remove()

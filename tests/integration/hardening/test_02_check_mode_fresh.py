@@ -47,3 +47,40 @@ def test_check_mode_on_fresh_clusters(fresh, tmp_path):
             # run_once: reported on the first host
             hosts = fresh.clusters[:1] if task.startswith("Root CA") else [host]
             assert any(t.endswith("%s on %s" % (task, h)) for t in changed for h in hosts), (task, host, changed)
+
+
+def test_global_import_on_clusters_without_istio(fresh, tmp_path):
+    """service_entry mode where Istio is not installed yet: --check predicts the .global
+    import (its API is not served yet: a warning, no failure); a real run is refused before
+    any change, naming the host."""
+    from kubernetes import client
+    from playbook_runner import InventoryCopy, failure_messages
+
+    ns = "meshfed-fresh-export"
+    core = client.CoreV1Api(fresh.api_client("cluster2"))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    core.create_namespaced_service(ns, client.V1Service(
+        metadata=client.V1ObjectMeta(name="a"),
+        spec=client.V1ServiceSpec(selector={"app": "a"}, ports=[client.V1ServicePort(port=80, name="http")])))
+    copy = InventoryCopy(tmp_path)
+    inv = copy.write(lambda group: group["hosts"]["cluster2"].update(mesh_exports=[{"namespace": ns}]))
+    clients = {c: fresh.api_client(c) for c in fresh.clusters}
+    try:
+        before = {c: cluster_state(api) for c, api in clients.items()}
+        rc, data, raw = playbook("federate_clusters.yml", "--check", "--diff", "-e",
+                                 "federate_clusters_mode=service_entry", inventory=inv)
+        assert rc == 0, raw[-4000:]
+        warnings = [w for p in data["plays"] for t in p["tasks"] for r in t["hosts"].values()
+                    for w in r.get("warnings") or []]
+        assert any("check mode: predicted without a dry run" in w and "the ServiceEntry API (networking.istio.io/v1) "
+                   "is not served yet" in w for w in warnings), warnings
+        assert any(t.endswith("ServiceEntries, VIPs, DestinationRules, VirtualServices and the *.global gateway of "
+                              "this cluster on cluster1") for t in changed_tasks(data)), changed_tasks(data)
+        rc, data, raw = playbook("federate_clusters.yml", "-e", "federate_clusters_mode=service_entry", inventory=inv)
+        assert rc != 0, raw[-4000:]
+        assert any("is not served yet" in m and "install Istio on it first" in m and m.startswith("host cluster")
+                   for m in failure_messages(data)), failure_messages(data)
+        assert {c: state_diff(before[c], cluster_state(api)) for c, api in clients.items()} == {c: [] for c in clients}
+    finally:
+        copy.remove()
+        core.delete_namespace(ns)
