@@ -74,9 +74,9 @@ def run_exported_services(params, service, check_mode, diff):
     return {"changed": False, "services": services, "cluster_info": info}
 
 
-def _prepare(service, common, kind, entries, diff, field, **kwargs):
+def _prepare(service, common, kind, entries, diff, field, check_mode, **kwargs):
     return reconcile_runner.prepare_kind(service, dict(common, service_entries=entries), diff, kind=kind,
-                                         field=field, check_mode=common["check_mode"], **kwargs)
+                                         field=field, check_mode=check_mode, **kwargs)
 
 
 class VipMapConflict(ClusterError):
@@ -139,19 +139,18 @@ def _global_import_once(params, service, check_mode, diff):
     gateways = [federation.global_gateway(ns)] if params["global_gateway"] else []
 
     common = {"owner": owner, "namespaces": [ns], "prune": params["prune"], "state": "present",
-              "check_mode": check_mode,
               "field_manager": params.get("field_manager"), "workers": params["workers"]}
     # The VIP map is kept (not pruned) once it exists, like the allocation it holds.
     new_data = vip.to_configmap_data(vips)
     vip_entries = [{"name": VIP_CONFIGMAP, "namespace": ns, "data": new_data}] if (vips or cm) else []
     # every kind is read, checked and refused before the first write of any
     plans = [
-        _prepare(service, dict(common, prune=False), "ConfigMap", vip_entries, diff, "vip_cidr",
+        _prepare(service, dict(common, prune=False), "ConfigMap", vip_entries, diff, "vip_cidr", check_mode,
                  all_items=[cm] if cm else [], adopt=["%s/%s" % (ns, VIP_CONFIGMAP)]),
-        _prepare(service, common, "ServiceEntry", entries, diff, "exports", all_items=everything),
-        _prepare(service, common, "DestinationRule", rules, diff, "destination_rules"),
-        _prepare(service, common, "VirtualService", services, diff, "virtual_services"),
-        _prepare(service, common, "Gateway", gateways, diff, "global_gateway",
+        _prepare(service, common, "ServiceEntry", entries, diff, "exports", check_mode, all_items=everything),
+        _prepare(service, common, "DestinationRule", rules, diff, "destination_rules", check_mode),
+        _prepare(service, common, "VirtualService", services, diff, "virtual_services", check_mode),
+        _prepare(service, common, "Gateway", gateways, diff, "global_gateway", check_mode,
                  adopt=["%s/%s" % (ns, federation.GLOBAL_GATEWAY)]),
     ]
     # the VIP map first, at the resourceVersion read: a run that lost the race writes nothing
@@ -164,9 +163,7 @@ def _global_import_once(params, service, check_mode, diff):
     gateway = subs[4][1]
     if gateway["changed"]:
         result["gateway"] = ("created" if gateway["created"] else "updated" if gateway["updated"] else "deleted")
-    pending = [p for dummy, sub in subs for p in sub.pop("pending", None) or []]
-    if pending:
-        result["pending"] = pending
+    reconcile_runner.add_pending(result, [sub for dummy, sub in subs])
     for kind, sub in subs[:1] + subs[2:]:
         diff_part = sub.pop("diff", None)
         if diff_part and diff:

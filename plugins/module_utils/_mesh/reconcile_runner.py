@@ -127,13 +127,12 @@ def prepare_kind(service, params, want_diff, kind=reconcile.KIND, field=reconcil
     if todo["create"]:
         missing = reconcile.missing_namespaces(todo["create"], set(
             ns for ns in set(o["metadata"]["namespace"] for o in todo["create"]) if service.namespace_exists(ns)))
-        if missing and check_mode:
-            pending.extend("namespace %s does not exist yet (needed by %s %s)" % (ns, kind, names.some(refs))
-                           for ns, refs in missing.items())
-        elif missing:
-            raise MeshError("%s: namespace(s) do not exist: %s; create them first (nothing was written)" % (
-                field, "; ".join("%s (needed by %s %s)" % (ns, kind, names.some(refs))
-                                 for ns, refs in missing.items())), field=field)
+        needed = ["%s (needed by %s %s)" % (ns, kind, names.some(refs)) for ns, refs in missing.items()]
+        if needed and check_mode:
+            pending.extend("namespace %s does not exist yet" % n for n in needed)
+        elif needed:
+            raise MeshError("%s: namespace(s) do not exist: %s; create them first (nothing was written)"
+                            % (field, "; ".join(needed)), field=field)
         conflicts = reconcile.unowned_conflicts(todo["create"], all_items, owner)
         if conflicts:
             raise MeshError("%s: %s (nothing was written)" % (field, names.some(conflicts, sep="; ")), field=field)
@@ -189,6 +188,13 @@ def add_kind_diff(whole, kind, diff):
         whole[side].update(("%s %s" % (kind, r), v) for r, v in ((diff or {}).get(side) or {}).items())
 
 
+def add_pending(result, subs):
+    """Gather the ``pending`` of several kinds' results (check mode) into ``result``."""
+    pending = [p for sub in subs for p in sub.pop("pending", None) or []]
+    if pending:
+        result["pending"] = pending
+
+
 def merge(results, want_diff):
     """One result for several kinds: refs as 'Kind namespace/name', counts summed, one diff."""
     out = {"changed": False, "created": [], "updated": [], "deleted": [], "unchanged": [], "fields": {},
@@ -201,9 +207,7 @@ def merge(results, want_diff):
             out["counts"][key] += sub["counts"][key]
         out["fields"].update(("%s %s" % (kind, r), f) for r, f in sub["fields"].items())
         add_kind_diff(whole, kind, sub.get("diff"))
-        out.setdefault("pending", []).extend(sub.get("pending") or [])
-    if not out["pending"]:
-        del out["pending"]
+    add_pending(out, [sub for dummy, sub in results])
     if want_diff and out["changed"]:
         out["diff"] = whole
     return out
