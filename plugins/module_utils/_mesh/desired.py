@@ -31,13 +31,11 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import names, topology, vip
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import federation, names, topology, vip
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError, TopologyError
 
 # [prefix/]name, Kubernetes' qualified name (label keys)
 LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-# one requirement of an equality-based label selector: key, key=value, key==value, key!=value, !key
-SELECTOR_PART = re.compile(r"^!?[A-Za-z0-9./_-]+((==|!=|=)[A-Za-z0-9._-]*)?$")
 EXPORT_KEYS = ("namespace", "names", "label_selector")
 # TokenRequest refuses less than ten minutes
 MIN_TOKEN_EXPIRATION = 600
@@ -144,9 +142,8 @@ def exports_problems(value):
             if not isinstance(selector, str):
                 out.append("%s: label_selector must be a string such as 'mesh-export=true', got %s"
                            % (where, _type(selector)))
-            elif not all(SELECTOR_PART.match(part.strip()) for part in selector.split(",")):
-                out.append("%s: label_selector %r is not a label selector (such as 'app=a,tier!=db')"
-                           % (where, selector))
+            elif federation.selector_problem(selector):
+                out.append("%s: %s" % (where, federation.selector_problem(selector)))
     return out
 
 
@@ -167,14 +164,14 @@ def routes_problems(value):
             continue
         bad = False
         for subset in sorted(weights, key=str):
-            w = weights[subset]
             if not names.is_dns1123_label(subset):
                 out.append("%s: subset %r is not a subset name" % (where, subset))
-            if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100:
-                out.append("%s: weight of subset %s must be an integer from 0 to 100, got %r" % (where, subset, w))
+            problem = federation.weight_problem(subset, weights[subset])
+            if problem:
+                out.append("%s: %s" % (where, problem))
                 bad = True
-        if not bad and sum(weights.values()) != 100:
-            out.append("%s: weights add up to %d, not 100" % (where, sum(weights.values())))
+        if not bad and federation.total_problem(weights):
+            out.append("%s: %s" % (where, federation.total_problem(weights)))
     return out
 
 

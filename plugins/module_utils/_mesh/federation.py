@@ -202,6 +202,19 @@ def global_destination_rules(exports, namespace="istio-system"):
     return out
 
 
+def weight_problem(subset, weight):
+    """Why ``weight`` is not the route weight of ``subset`` (an integer from 0 to 100), None when it is."""
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+        return "weight of subset %s must be an integer from 0 to 100, got %r" % (subset, weight)
+    return None
+
+
+def total_problem(weights):
+    """Why the weights of one host's subsets ({subset: int}) do not add up to 100, None when they do."""
+    total = sum(weights.values())
+    return None if total == 100 else "weights add up to %d, not 100" % total
+
+
 def _route_error(host, msg):
     raise FederationError("routes[%s]: %s" % (host, msg), field="routes")
 
@@ -229,12 +242,11 @@ def validate_routes(routes, exports):
             if subset not in known:
                 _route_error(host, "subset %r does not exist; its endpoints make subsets %s"
                              % (subset, ", ".join(known) or "none (no endpoint labels)"))
-            if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100:
-                _route_error(host, "weight of subset %s must be an integer from 0 to 100, got %r" % (subset, w))
+            if weight_problem(subset, w):
+                _route_error(host, weight_problem(subset, w))
             pairs.append((subset, w))
-        total = sum(w for dummy, w in pairs)
-        if total != 100:
-            _route_error(host, "weights add up to %d, not 100" % total)
+        if total_problem(dict(pairs)):
+            _route_error(host, total_problem(dict(pairs)))
         protocols = set(p["protocol"] for p in service_ports(by_host[host][0]["ports"]))
         if protocols <= set(TLS_PORT_PROTOCOLS):
             _route_error(host, "has only TLS ports (%s); weighted routes need an HTTP or TCP port"
@@ -268,10 +280,16 @@ def check_export_spec(i, spec):
     """One entry of ``mesh_exports``: a namespace, and a label selector when given."""
     if not spec.get("namespace"):
         raise FederationError("mesh_exports[%d]: namespace is required" % i, field="mesh_exports")
-    selector = spec.get("label_selector") or ""
+    problem = selector_problem(spec.get("label_selector") or "")
+    if problem:
+        raise FederationError("mesh_exports[%d]: %s" % (i, problem), field="mesh_exports")
+
+
+def selector_problem(selector):
+    """Why ``selector`` (a string) is not a label selector of ``key`` or ``key=value`` terms, None when it is."""
     if selector and not all(SELECTOR_RE.match(part.strip()) for part in selector.split(",")):
-        raise FederationError("mesh_exports[%d]: label_selector %r is not a label selector" % (i, selector),
-                              field="mesh_exports")
+        return "label_selector %r is not a label selector" % (selector,)
+    return None
 
 
 def exported(services, pods, names, label_keys):

@@ -110,6 +110,8 @@ BAD_INVENTORY = [
     ("mesh_exports", [{"namespace": "bar", "names": "httpbin"}], "names: must be a list"),
     ("mesh_exports", [{"namespace": "bar", "names": ["Httpbin"]}], "is not a Service name"),
     ("mesh_exports", [{"namespace": "bar", "label_selector": "a in (b)"}], "is not a label selector"),
+    # the rule exported_services applies (federation.selector_problem): key and key=value terms
+    ("mesh_exports", [{"namespace": "bar", "label_selector": "a=b,!skip"}], "is not a label selector"),
 ]
 
 
@@ -125,7 +127,7 @@ def test_a_bad_inventory_variable_is_named_with_its_host(variable, value, messag
 def test_good_inventory_forms():
     for variable, value in (("mesh_gateway_address", "gw.example.com"), ("mesh_gateway_address", "2001:db8::1"),
                             ("mesh_api_server", "https://10.0.0.1:6443"), ("mesh_api_server", "https://[2001:db8::1]"),
-                            ("mesh_exports", [{"namespace": "sample", "label_selector": "mesh-export=true,!skip"}]),
+                            ("mesh_exports", [{"namespace": "sample", "label_selector": "mesh-export=true,tier"}]),
                             ("mesh_exports", [])):
         assert problems(c1={variable: value}) == [], (variable, value)
 
