@@ -17,19 +17,41 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 INVENTORY = os.path.join(REPO_ROOT, "inventories", "sandbox", "hosts.yml")
 
 
+def _ansible(command, argv, callback):
+    """Run one of the venv's Ansible commands from the checkout; (returncode, stdout, stdout + stderr)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"),
+               ANSIBLE_STDOUT_CALLBACK=callback, ANSIBLE_NOCOLOR="1")
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), command)] + list(argv),
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+    return res.returncode, res.stdout, res.stdout + res.stderr
+
+
 def playbook(name, *args, inventory=INVENTORY):
     """Run playbooks/<name>; (returncode, parsed json callback output, raw text)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
-                          os.path.join(REPO_ROOT, "playbooks", name)] + list(args),
-                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+    rc, stdout, raw = _ansible("ansible-playbook", ["-i", inventory, os.path.join(REPO_ROOT, "playbooks", name)]
+                               + list(args), "ansible.posix.json")
     try:
-        data = json.loads(res.stdout[res.stdout.index("{"):])
+        data = json.loads(stdout[stdout.index("{"):])
     except ValueError:
         data = {}
-    return res.returncode, data, res.stdout + res.stderr
+    return rc, data, raw
+
+
+def playbook_text(name, *args, inventory=INVENTORY):
+    """Run playbooks/<name> with the default callback, what a user (or an AWX job log) sees;
+    (returncode, output)."""
+    rc, dummy, raw = _ansible("ansible-playbook", ["-i", inventory, os.path.join(REPO_ROOT, "playbooks", name)]
+                              + list(args), "ansible.builtin.default")
+    return rc, raw
+
+
+def module(name, args, *extra):
+    """Run one module on localhost (``ansible localhost -m``), default callback; (returncode, output)."""
+    rc, dummy, raw = _ansible("ansible", ["localhost", "-c", "local", "-e", "ansible_python_interpreter="
+                                          + sys.executable, "-m", name, "-a", json.dumps(args)] + list(extra),
+                              "ansible.builtin.default")
+    return rc, raw
 
 
 def changed_tasks(data):
@@ -38,16 +60,21 @@ def changed_tasks(data):
             for h, r in t["hosts"].items() if r.get("changed")]
 
 
-def failure_messages(data):
-    """msg of every failed task result, loop items included."""
+def failures(data):
+    """(host, msg) of every failed task result, loop items included."""
     out = []
     for play in data.get("plays", []):
         for task in play["tasks"]:
-            for r in task["hosts"].values():
+            for host, r in task["hosts"].items():
                 if r.get("failed"):
-                    out.append(r.get("msg", ""))
-                    out.extend(i.get("msg", "") for i in r.get("results", []) if i.get("failed"))
+                    out.append((host, r.get("msg", "")))
+                    out.extend((host, i.get("msg", "")) for i in r.get("results", []) if i.get("failed"))
     return out
+
+
+def failure_messages(data):
+    """msg of every failed task result, loop items included."""
+    return [msg for dummy, msg in failures(data)]
 
 
 class InventoryCopy(object):

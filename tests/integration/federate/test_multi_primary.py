@@ -175,6 +175,14 @@ def test_a_switch_to_token_requests_replaces_the_never_expiring_token(sandbox, f
     assert all("exp" in claims for claims in tokens().values())
     rc, data, raw = playbook("federate_clusters.yml", "-e", "federate_clusters_token_mode=request")
     assert rc == 0 and changed_tasks(data) == [], changed_tasks(data)
+    # a new lifetime re-issues the tokens: the API server's new tokens live that long; then no change
+    # (8 days: a lifetime within remote_secret's renew_before, 7 days, would be renewed at every run)
+    lifetime = ["-e", "federate_clusters_token_mode=request", "-e", "federate_clusters_token_expiration=691200"]
+    rc, data, raw = playbook("federate_clusters.yml", *lifetime)
+    assert rc == 0 and changed_tasks(data), raw[-3000:]
+    assert all(claims["exp"] - claims["iat"] == 691200 for claims in tokens().values()), tokens()
+    rc, data, raw = playbook("federate_clusters.yml", *lifetime)
+    assert rc == 0 and changed_tasks(data) == [], changed_tasks(data)
     rc, data, raw = playbook("federate_clusters.yml")
     assert rc == 0, raw[-3000:]
     assert all("exp" not in claims for claims in tokens().values())

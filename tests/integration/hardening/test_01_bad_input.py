@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from kubernetes import client
-from playbook_runner import REPO_ROOT, InventoryCopy, changed_tasks, playbook
-from sandbox_helpers import cluster_state, state_diff
+from playbook_runner import InventoryCopy, changed_tasks, failures, playbook
+from playbook_runner import module as run_module
+from sandbox_helpers import cluster_state, state_diff, wait_quiet
 
 pytestmark = pytest.mark.sandbox
 NS = "meshfed-refusals"
@@ -160,6 +159,7 @@ def converged(sandbox_istiod, clients):
             core.create_namespaced_service(NS, client.V1Service(
                 metadata=client.V1ObjectMeta(name=name),
                 spec=client.V1ServiceSpec(selector={"app": name}, ports=[client.V1ServicePort(port=port, name="http")])))
+    wait_quiet(clients)
     yield
     for cluster in ("cluster1", "cluster2"):
         client.CoreV1Api(clients[cluster]).delete_namespace(NS)
@@ -169,18 +169,6 @@ def ca_files(sandbox):
     top = os.path.join(os.path.dirname(sandbox.kubeconfig), "ca")
     return sorted((os.path.join(d, f), os.stat(os.path.join(d, f)).st_mtime_ns)
                   for d, _dirs, files in os.walk(top) for f in files)
-
-
-def failures(data):
-    """(host, msg) of every failed task result, loop items included."""
-    out = []
-    for play in data.get("plays", []):
-        for task in play["tasks"]:
-            for host, r in task["hosts"].items():
-                if r.get("failed"):
-                    out.append((host, r.get("msg", "")))
-                    out.extend((host, i.get("msg", "")) for i in r.get("results", []) if i.get("failed"))
-    return out
 
 
 def named(fails, host, variable):
@@ -235,14 +223,10 @@ MODULE_CASES = [
 def test_module_options_refused_naming_the_option(sandbox, clients, converged, case, module, args, option):
     before = {c: cluster_state(api) for c, api in clients.items()}
     args = dict(args, kubeconfig=sandbox.kubeconfig, context="cluster1") if module != "meshfed.istio.mesh_ca" else args
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-c", "local",
-                          "-e", "ansible_python_interpreter=" + sys.executable, "-m", module, "-a", json.dumps(args)],
-                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
-    out = res.stdout + res.stderr
-    RESULTS[case] = {"refused": res.returncode != 0, "named": option in out and "localhost" in out,
+    rc, out = run_module(module, args)
+    RESULTS[case] = {"refused": rc != 0, "named": option in out and "localhost" in out,
                      "unchanged": all(state_diff(before[c], cluster_state(api)) == [] for c, api in clients.items())}
-    assert res.returncode != 0, out[-2000:]
+    assert rc != 0, out[-2000:]
     assert "FAILED" in out and option in out, out[-2000:]
     assert not os.path.exists("/nonexistent/ca")
     assert RESULTS[case]["unchanged"], case

@@ -12,27 +12,19 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
 from kubernetes import client
-from playbook_runner import INVENTORY, REPO_ROOT
+from playbook_runner import module, playbook_text
 
 pytestmark = pytest.mark.sandbox
 OUTPUTS = []
 
 
 def run_verbose(name, *args):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", INVENTORY,
-                          os.path.join(REPO_ROOT, "playbooks", name), "-vvv", "--diff"] + list(args),
-                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out[-4000:]
+    rc, out = playbook_text(name, "-vvv", "--diff", *args)
+    assert rc == 0, out[-4000:]
     OUTPUTS.append(out)
     return out
 
@@ -111,11 +103,8 @@ def test_no_secret_in_any_output(secrets):
 def test_the_scan_finds_a_secret_that_is_printed(sandbox, secrets):
     """Control: what the collection once did (a k8s_info of the remote secrets, printed at -v)
     is found by the same scan."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-c", "local", "-v",
-                          "-e", "ansible_python_interpreter=" + sys.executable, "-m", "kubernetes.core.k8s_info",
-                          "-a", "kind=Secret namespace=istio-system name=istio-remote-secret-cluster2 kubeconfig=%s "
-                                "context=cluster1" % sandbox.kubeconfig],
-                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
-    assert res.returncode == 0, res.stdout[-2000:]
-    assert any(form in res.stdout for s in secrets for form in forms(s))
+    rc, out = module("kubernetes.core.k8s_info", {"kind": "Secret", "namespace": "istio-system",
+                                                  "name": "istio-remote-secret-cluster2",
+                                                  "kubeconfig": sandbox.kubeconfig, "context": "cluster1"}, "-v")
+    assert rc == 0, out[-2000:]
+    assert any(form in out for s in secrets for form in forms(s))

@@ -18,7 +18,7 @@ import time
 
 import pytest
 from playbook_runner import changed_tasks, failure_messages, playbook
-from sandbox_helpers import cluster_state, state_diff
+from sandbox_helpers import api_server_pid, cluster_state, state_diff, wait_quiet
 
 from tools.sandbox import cluster as sandbox_cluster
 
@@ -29,14 +29,13 @@ pytestmark = pytest.mark.sandbox
 def converged(sandbox_istiod):
     rc, data, raw = playbook("site.yml")
     assert rc == 0, raw[-4000:]
+    wait_quiet({c: sandbox_istiod.api_client(c) for c in sandbox_istiod.clusters})
     return sandbox_istiod
 
 
 def kill_apiserver(name):
     c = sandbox_cluster.Cluster(name)
-    pid = c.pids()["kube-apiserver"]
-    assert pid, "%s: no kube-apiserver running" % name
-    os.kill(pid, signal.SIGKILL)
+    os.kill(api_server_pid(name), signal.SIGKILL)
     deadline = time.monotonic() + 30
     while c.pids()["kube-apiserver"] and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import time
 import uuid
 
@@ -96,3 +97,29 @@ def state_diff(before: dict, after: dict) -> list:
     """['+ ref', '- ref', '~ ref'] between two cluster_state snapshots."""
     return (["+ " + r for r in sorted(set(after) - set(before))] + ["- " + r for r in sorted(set(before) - set(after))]
             + ["~ " + r for r in sorted(set(before) & set(after)) if before[r] != after[r]])
+
+
+def api_server_pid(name: str) -> int:
+    """The kube-apiserver of this checkout's sandbox cluster ``name`` (never another checkout's)."""
+    from tools.sandbox import cluster, common
+
+    c = cluster.Cluster(name)
+    pid = c.pids()["kube-apiserver"]
+    assert pid, "%s has no kube-apiserver running" % name
+    assert any(a.startswith(c.workdir + os.sep) for a in common.proc_cmdline(pid)), common.proc_cmdline(pid)
+    return pid
+
+
+def wait_quiet(api_clients: dict, quiet: float = 5.0, timeout: float = 180.0) -> None:
+    """Wait until no object of the clusters ({name: ApiClient}) changes for ``quiet`` seconds
+    (controllers settle after an install: an HPA's first status, for example), so that a
+    later cluster_state comparison sees only what the test did."""
+    last = {c: cluster_state(api) for c, api in api_clients.items()}
+
+    def settled():
+        time.sleep(quiet)
+        now = {c: cluster_state(api) for c, api in api_clients.items()}
+        changes = {c: state_diff(last[c], now[c]) for c in now if state_diff(last[c], now[c])}
+        last.update(now)
+        return not changes
+    wait_for(settled, timeout=timeout, interval=0, what="the clusters to settle (no object changing for %gs)" % quiet)

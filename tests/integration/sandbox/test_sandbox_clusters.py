@@ -19,7 +19,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from sandbox_helpers import b64decode, condition_true, filled_token_secret, token_client, unique, wait_for
+from sandbox_helpers import (api_server_pid, b64decode, condition_true, filled_token_secret, token_client, unique,
+                             wait_for)
 from tools.sandbox import cli, cluster, common, istiod, versions
 
 pytestmark = pytest.mark.sandbox
@@ -269,15 +270,6 @@ def test_state_file_describes_the_clusters(sandbox):
 # ---------------------------------------------------------------- faults (last: they disturb the clusters)
 
 
-def _api_server_pid(name: str) -> int:
-    """The kube-apiserver of this checkout's cluster `name` (never another checkout's sandbox)."""
-    c = cluster.Cluster(name)
-    pid = c.pids()["kube-apiserver"]
-    assert pid, "%s has no kube-apiserver running" % name
-    assert any(a.startswith(c.workdir + os.sep) for a in common.proc_cmdline(pid)), common.proc_cmdline(pid)
-    return pid
-
-
 def _assert_cluster_ready(sandbox, name: str) -> None:
     """/readyz answers, the node is Ready and the probe Pod is Ready."""
     assert cluster.Cluster(name).api().ok("/readyz"), "%s: /readyz" % name
@@ -301,7 +293,7 @@ def test_one_up_repairs_a_killed_api_server(sandbox, sig):
     """A SIGTERMed kube-apiserver lingers ~60 s draining watches: one `up` waits for it (bounded), stops
     it, restarts what is missing and leaves a cluster that a second `up` finds healthy."""
     name = sandbox.clusters[-1]
-    old = _api_server_pid(name)
+    old = api_server_pid(name)
     os.kill(old, sig)
     out, took = _up(sandbox)
     print("\n%s: one `up` repaired the cluster after %s in %.1fs" % (name, sig.name, took))
@@ -310,7 +302,7 @@ def test_one_up_repairs_a_killed_api_server(sandbox, sig):
     if sig == signal.SIGTERM:
         assert re.search(r"%s: waiting up to \d+s for kube-apiserver \(pid %d, " % (name, old), out), out
     assert not common.pid_alive(old)
-    assert _api_server_pid(name) != old
+    assert api_server_pid(name) != old
     _assert_cluster_ready(sandbox, name)
     assert sandbox.reload().api_servers == sandbox.api_servers  # repaired in place, same port
     again, dummy = _up(sandbox)
