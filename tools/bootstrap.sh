@@ -51,4 +51,13 @@ if ! command -v shellcheck >/dev/null 2>&1; then
     echo "[venv] note: shellcheck is not installed; ansible-test sanity skips that test"
   fi
 fi
+# verify_mesh draws the mesh with Graphviz's `dot` (the graphviz Python package renders through it).
+if ! command -v dot >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[venv] installing graphviz (Debian package) for the mesh picture of verify_mesh"
+    apt-get install -y -q --no-install-recommends graphviz >/dev/null 2>&1 || echo "[venv] note: graphviz could not be installed; verify_mesh writes the picture's DOT source only"
+  else
+    echo "[venv] note: Graphviz's dot is not installed; verify_mesh writes the picture's DOT source only"
+  fi
+fi
 echo "[venv] ready: $venv ($("$venv/bin/ansible" --version | head -1))"
