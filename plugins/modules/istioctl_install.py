@@ -73,6 +73,17 @@ options:
   network:
     description: This cluster's network (C(values.global.network)).
     type: str
+  mesh_networks:
+    description:
+      - Istio's mesh networks configuration, C({networks: {<network>: {endpoints: [...], gateways: [...]}}}),
+        rendered as C(values.global.meshNetworks) (the C(meshNetworks) key of the C(istio) ConfigMap).
+      - It is how istiod learns the address of another network's east-west gateway that has no
+        LoadBalancer address (for example given with C(mesh_gateway_address)); gateways with one are
+        found from their Service. The C(mesh_networks) of the P(meshfed.istio.mesh_topology#filter)
+        filter computes it from the inventory.
+      - Empty means none.
+    type: dict
+    default: {}
   components:
     description: Gateways to install.
     type: dict
@@ -220,6 +231,7 @@ def argument_spec():
         mesh_id=dict(type="str"),
         cluster_name=dict(type="str"),
         network=dict(type="str"),
+        mesh_networks=dict(type="dict", default={}),
         components=dict(type="dict", default={}, options=dict(
             ingress_gateway=dict(type="bool"),
             egress_gateway=dict(type="bool"),

@@ -119,6 +119,9 @@ def render_iop(p):
         g["multiCluster"] = {"clusterName": p["cluster_name"]}
     if p.get("network"):
         g["network"] = p["network"]
+    if (p.get("mesh_networks") or {}).get("networks"):
+        # the chart writes these under `networks:` of the mesh networks configuration
+        g["meshNetworks"] = copy.deepcopy(p["mesh_networks"]["networks"])
     if p.get("hub"):
         spec["hub"] = p["hub"]
     if p.get("tag"):

@@ -34,6 +34,8 @@ PRIMARY = "primary"
 REMOTE = "remote"
 # federate_clusters_mode values
 MODES = ("multi_primary", "primary_remote", "service_entry")
+# the port of the east-west gateways' AUTO_PASSTHROUGH server (federation.GATEWAY_PORT)
+GATEWAY_PORT = 15443
 UNKNOWN = "?"
 
 
@@ -129,6 +131,28 @@ def is_multi_network(clusters):
     return len(networks(clusters)) > 1
 
 
+def mesh_networks(clusters):
+    """Istio's meshNetworks (``values.global.meshNetworks``) for the gateway addresses the
+    inventory gives (``mesh_gateway_address``), {} when it gives none.
+
+    A gateway without a LoadBalancer address is known to istiod only this way: each
+    network with at least one given address lists the registries of its clusters
+    (``fromRegistry``: their cluster names) and those addresses on port 15443. Networks
+    whose gateways have LoadBalancer addresses are left out: istiod reads those from the
+    gateway Service (label ``topology.istio.io/network``) in each registry."""
+    out = {}
+    for network in networks(clusters):
+        members = [c for c in clusters if c["network"] == network]
+        addresses = _unique(c["gateway_address"] for c in members if c.get("gateway_address"))
+        if not network or not addresses:
+            continue
+        out[network] = {
+            "endpoints": [{"fromRegistry": c["cluster_name"]} for c in members],
+            "gateways": [{"address": a, "port": GATEWAY_PORT} for a in addresses],
+        }
+    return {"networks": out} if out else {}
+
+
 def remote_hosts(clusters):
     """Hosts of the remote clusters (mesh_cluster_role remote), in order."""
     return [c["host"] for c in clusters if c["role"] == REMOTE]
@@ -199,7 +223,8 @@ def mesh_topology(hosts, hostvars, all_hosts=None):
     the play (default ``hosts``).
 
     Returns ``{"clusters": [cluster, ...] (play order), "by_host": {host: cluster},
-    "hosts", "networks", "multi_network", "primaries", "remotes", "first_primary"}``,
+    "hosts", "networks", "multi_network", "mesh_networks", "primaries", "remotes",
+    "first_primary"}``, where ``mesh_networks`` is ``mesh_networks(clusters)``,
     where each cluster is a ``cluster_vars`` dict plus:
 
     - ``primary``: a remote cluster's primary host (``primary_of``), else None;
@@ -232,6 +257,7 @@ def mesh_topology(hosts, hostvars, all_hosts=None):
         "hosts": [c["host"] for c in clusters],
         "networks": networks(clusters),
         "multi_network": is_multi_network(clusters),
+        "mesh_networks": mesh_networks(clusters),
         "primaries": primary_hosts(clusters),
         "remotes": remote_hosts(clusters),
         "first_primary": default_primary,

@@ -86,6 +86,15 @@ def test_render_multicluster_identity_and_eastwest():
     assert "injectionTemplate" not in str(iop)
 
 
+def test_render_mesh_networks_as_the_charts_meshNetworks_value():
+    nets = {"network2": {"endpoints": [{"fromRegistry": "cluster2"}], "gateways": [{"address": "192.0.2.2", "port": 15443}]}}
+    iop = istio.render_iop({"network": "network1", "mesh_networks": {"networks": nets}})
+    assert iop["spec"]["values"]["global"] == {"network": "network1", "meshNetworks": nets}
+    # none given, or an empty document: no meshNetworks value at all (istioctl's default stays)
+    for empty in ({}, {"networks": {}}):
+        assert "meshNetworks" not in istio.render_iop({"mesh_networks": empty})["spec"]["values"]["global"]
+
+
 def test_render_overrides_merge_deeply():
     iop = istio.render_iop({"mesh_id": "m", "values": {"global": {"logging": {"level": "debug"}}, "pilot": {"cpu": 1}},
                             "mesh_config": {"accessLogFile": "/dev/stdout"},

@@ -125,6 +125,41 @@ def test_multi_network(nets, multi):
     assert t["networks"] == sorted(set(nets))
 
 
+# mesh networks: the gateway addresses the inventory gives, for istiod
+
+def test_mesh_networks_lists_each_network_with_a_given_gateway_address():
+    hv = {"h1": host("c1", mesh_network="n1", mesh_gateway_address="192.0.2.1"),
+          "h2": host("c2", mesh_network="n2", mesh_gateway_address="192.0.2.2"),
+          "h3": host("c3", mesh_network="n2")}
+    t = topo.mesh_topology(["h1", "h2", "h3"], hv)
+    assert t["mesh_networks"] == {"networks": {
+        "n1": {"endpoints": [{"fromRegistry": "c1"}], "gateways": [{"address": "192.0.2.1", "port": 15443}]},
+        # every cluster of the network is a registry of it; only the given address is a gateway
+        "n2": {"endpoints": [{"fromRegistry": "c2"}, {"fromRegistry": "c3"}],
+               "gateways": [{"address": "192.0.2.2", "port": 15443}]},
+    }}
+
+
+def test_mesh_networks_leaves_out_networks_whose_gateways_have_load_balancer_addresses():
+    hv = {"h1": host("c1", mesh_network="n1", mesh_gateway_address="192.0.2.1"), "h2": host("c2", mesh_network="n2"),
+          # the fact install_istio sets from a LoadBalancer address is not an inventory address
+          "h3": host("c3", mesh_network="n3", install_istio_gateway_address="198.51.100.3")}
+    assert list(topo.mesh_topology(["h1", "h2", "h3"], hv)["mesh_networks"]["networks"]) == ["n1"]
+
+
+def test_mesh_networks_is_empty_without_given_addresses():
+    hv = {"h1": host("c1", mesh_network="n1"), "h2": host("c2", mesh_network="n2")}
+    assert topo.mesh_topology(["h1", "h2"], hv)["mesh_networks"] == {}
+
+
+def test_mesh_networks_lists_an_address_shared_by_two_clusters_of_one_network_once():
+    hv = {"h1": host("c1", mesh_network="n1", mesh_gateway_address="192.0.2.1"),
+          "h2": host("c2", mesh_network="n1", mesh_gateway_address="192.0.2.1")}
+    net = topo.mesh_topology(["h1", "h2"], hv)["mesh_networks"]["networks"]["n1"]
+    assert net["gateways"] == [{"address": "192.0.2.1", "port": 15443}]
+    assert net["endpoints"] == [{"fromRegistry": "c1"}, {"fromRegistry": "c2"}]
+
+
 # istiod address
 
 def test_istiod_address_of_a_primary_is_mesh_istiod_address_else_its_gateway_fact():
