@@ -1,6 +1,7 @@
 # Copyright: (c) 2026, meshfed.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which address the sandbox LoadBalancer controller gives each Service: plain tests, no cluster needed."""
+"""Which address the sandbox LoadBalancer controller gives each Service, and how one of its watchers
+lists, watches and lists again: plain tests against a scripted API, no cluster needed."""
 
 from __future__ import annotations
 
@@ -93,3 +94,93 @@ def test_the_controller_command_line_is_recognised_only_for_its_own_sandbox():
     assert common.is_lb_controller(args, "/w/a/.sandbox")
     assert not common.is_lb_controller(args, "/w/a/.sandbox2")
     assert not common.is_lb_controller(["/usr/bin/python3", "-m", "tools.sandbox", "up"], "/w/a/.sandbox")
+
+
+class _ScriptedApi:
+    """Stands in for common.Api: serves a Service store, applies status patches, plays scripted watches."""
+
+    server = "https://127.0.0.1:1"
+
+    def __init__(self, watches):
+        self.store = {}  # name -> Service
+        self.rv = 10
+        self.watches = list(watches)  # each: a function(api) -> iterable of watch events
+        self.calls = []
+
+    def add(self, name: str, **spec) -> dict:
+        self.rv += 1
+        obj = _service(name, **spec)
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        self.store[name] = obj
+        return obj
+
+    def get(self, path, timeout=10.0):
+        self.calls.append(("GET", path))
+        return 200, {"metadata": {"resourceVersion": str(self.rv)}, "items": [dict(o) for o in self.store.values()]}
+
+    def watch(self, path, timeout):
+        self.calls.append(("WATCH", path))
+        return self.watches.pop(0)(self)
+
+    def request(self, method, path, body=None, timeout=10.0, content_type="application/json"):
+        self.calls.append((method, path, content_type, body))
+        name = path.split("/")[-2]
+        obj = self.store[name]
+        if body["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]:
+            return 409, {"message": "conflict"}
+        self.rv += 1
+        obj = dict(obj, status={"loadBalancer": {"ingress": body["status"]["loadBalancer"]["ingress"]}
+                                if body["status"]["loadBalancer"]["ingress"] else {}})
+        obj["metadata"] = dict(obj["metadata"], resourceVersion=str(self.rv))
+        self.store[name] = obj
+        return 200, obj
+
+
+class _FakeCluster:
+    name, index = "cluster1", 1
+
+    def __init__(self, api):
+        self._api = api
+
+    def api(self):
+        return self._api
+
+    def pids(self):
+        return {"kube-apiserver": 4242}
+
+
+def test_a_watcher_lists_watches_and_lists_again_after_410_gone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MESHFED_SANDBOX_DIR", str(tmp_path))
+
+    def first_watch(api):
+        yield {"type": "ADDED", "object": api.add("b")}
+        yield {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}}
+
+    def second_watch(api):
+        watcher.halt.set()  # the test ends after this watch
+        yield {"type": "DELETED", "object": api.store.pop("a")}
+
+    api = _ScriptedApi([first_watch, second_watch])
+    api.add("a")
+    ctrl = lb.Controller()
+    watcher = lb.Watcher(ctrl, "cluster1")
+    watcher.cluster = _FakeCluster(api)
+    watcher.start()
+    watcher.join(10)
+    assert not watcher.is_alive(), "the watcher did not stop after its second watch"
+
+    patches = [(c[1], c[2], c[3]["status"]["loadBalancer"]["ingress"]) for c in api.calls if c[0] == "PATCH"]
+    status_path = "/api/v1/namespaces/ns/services/%s/status"
+    assert patches == [(status_path % "a", "application/merge-patch+json", [{"ip": "127.0.1.1", "ipMode": "VIP"}]),
+                       (status_path % "b", "application/merge-patch+json", [{"ip": "127.0.1.2", "ipMode": "VIP"}])]
+    lists = [c[1] for c in api.calls if c[0] == "GET"]
+    watches = [c[1] for c in api.calls if c[0] == "WATCH"]
+    assert lists == ["/api/v1/services", "/api/v1/services"]  # listed again after the 410
+    assert "resourceVersion=11&" in watches[0] and "allowWatchBookmarks=true" in watches[0]
+    assert "resourceVersion=14&" in watches[1]  # the second list's
+    out = capsys.readouterr().out
+    assert "cluster1: ns/a: 127.0.1.1" in out and "cluster1: ns/b: 127.0.1.2" in out
+    assert "410 Gone" in out and "cluster1: ns/a deleted: 127.0.1.1 is free again" in out
+    report = lb.read_report()["clusters"]["cluster1"]
+    assert report["synced"] and report["api_server_pid"] == 4242
+    assert report["addresses"] == {"ns/b": "127.0.1.2"} and report["pending"] == {}
