@@ -779,8 +779,12 @@ def _summary(c: Cluster) -> str:
     return "%s (%s)" % (c.name, "; ".join(parts)) if parts else c.name
 
 
-def up(n: int) -> bool:
-    """Ensure cluster1..N run and are ready, repairing damaged ones.  Returns True when anything changed."""
+def up(n: int, also=None) -> bool:
+    """Ensure cluster1..N run and are ready, repairing damaged ones.  Returns True when anything changed.
+
+    also(state, running clusters): run under the same lock once the clusters are ready (e.g. the
+    LoadBalancer controller's lb.ensure); it may add to the state and returns True when it changed
+    something."""
     if not 1 <= n <= 9:
         raise SandboxError("--clusters must be between 1 and 9 (got %d)" % n)
     t0 = time.monotonic()
@@ -805,12 +809,18 @@ def up(n: int) -> bool:
         extra = [c.name for c in running if c.index > n]
         if extra:
             log("also running (left alone; `down` stops them): %s" % ", ".join(extra))
+        also_changed = False
+        if also:
+            also_changed = bool(also(st, running))
+            common.save_state(st)
     changed = [c for c in wanted if c in created or c.started or c.stopped]
     log("kubeconfig: %s (contexts: %s)" % (common.kubeconfig_path(), ", ".join(c.name for c in running)))
     if changed:
         log("%s in %.1fs" % ("; ".join(("created %s" if c in created else "repaired %s") % _summary(c)
                                        for c in changed), time.monotonic() - t0))
+    elif also_changed:  # it said what it did
+        log("%d cluster(s) already running (%.1fs)" % (len(wanted), time.monotonic() - t0))
     else:
         log("nothing to do: %d cluster(s) already running (%.1fs)" % (len(wanted), time.monotonic() - t0))
-    print("SANDBOX_CHANGED=%s" % ("true" if changed else "false"), flush=True)
-    return bool(changed)
+    print("SANDBOX_CHANGED=%s" % ("true" if changed or also_changed else "false"), flush=True)
+    return bool(changed) or also_changed
