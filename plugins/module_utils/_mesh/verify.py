@@ -200,7 +200,7 @@ def trust_checks(c, mesh_roots, now, warn_days):
 # --- pairs: A discovers B ------------------------------------------------------------------
 
 
-def pair_checks(a, b):
+def pair_checks(a, b, network_gateways=None):
     """A holds B's remote secret, whose token lists B's Services and cannot write; A's istiod
     synced B and knows B's network gateway (other network)."""
     src, dst = a["name"], b["name"]
@@ -256,11 +256,14 @@ def pair_checks(a, b):
         else:
             add("sync", "sync", PASS, "%s → %s: %s's istiod reports %s synced" % (src, dst, src, dst))
     if a.get("network") != b.get("network"):
-        out.extend(network_gateway_check(a, b))
+        out.extend(network_gateway_check(a, b, network_gateways))
     return out
 
 
-def network_gateway_check(a, b):
+def network_gateway_check(a, b, network_gateways=None):
+    """A's istiod knows B's network gateway at B's address; a gateway of that network that no
+    cluster of the mesh has (``network_gateways``: the addresses of all of them) is a warning:
+    istiod spreads that network's traffic over every gateway it knows."""
     src, dst = a["name"], b["name"]
     cid = "%s->%s/network-gateway" % (src, dst)
     networkz = (a.get("istiod") or {}).get("networkz")
@@ -279,6 +282,15 @@ def network_gateway_check(a, b):
                       "%s → %s: %s's istiod sends network %s to %s, but %s's east-west gateway is %s:%d" % (
                           src, dst, src, b.get("network"), ", ".join(addrs), dst, expected, GATEWAY_PORT),
                       source=src, target=dst, details={"gateways": addrs, "expected": expected})]
+    known = {"%s:%d" % (g, GATEWAY_PORT) for g in (network_gateways or ([expected] if expected else []))}
+    extra = [x for x in addrs if known and x not in known]
+    if extra:
+        good = ", ".join(sorted(known & set(addrs)))
+        return [check("network_gateway", cid, pair(src, dst), WARN,
+                      "%s → %s: %s's istiod knows network %s's gateway %s, and also %s, which no cluster of the mesh "
+                      "gives as its gateway: it spreads that network's traffic over all of them (a LoadBalancer address "
+                      "beside mesh_gateway_address?)" % (src, dst, src, b.get("network"), good, ", ".join(extra)),
+                      source=src, target=dst, details={"gateways": addrs, "unexpected": extra})]
     return [check("network_gateway", cid, pair(src, dst), PASS, "%s → %s: %s's istiod knows network %s's gateway %s" % (
         src, dst, src, b.get("network"), ", ".join(addrs)), source=src, target=dst, details={"gateways": addrs})]
 
@@ -457,6 +469,12 @@ def global_service_check(a, entry, b, port, snap, gateways_of):
             endpoints=["%s:%s" % (e["address"], e["port"]) for e in eps or []])
     if not c.get("mtls") or c.get("sni") != sni(port, host):
         return result(FAIL, "the cluster does not use mTLS with SNI %s (sni %s)" % (sni(port, host), c.get("sni")))
+    if any(e.get("tls_mode") != TLS_MODE for e in via):
+        # istiod keeps such an endpoint when it knows no gateway of that network for this registry
+        where = ", ".join("%s:%s" % (e["address"], e["port"]) for e in via)
+        return result(FAIL, "%s's sidecars get %s's gateway %s without mTLS: the ServiceEntry's endpoint has no label "
+                      "security.istio.io/tlsMode: istio, so they would send plaintext, which the gateway's "
+                      "AUTO_PASSTHROUGH port cannot route" % (src, dst, where))
     return result(PASS, "%s's sidecars reach %s's gateway %s with mTLS, SNI %s" % (
         src, dst, ", ".join("%s:%s" % (e["address"], e["port"]) for e in via), sni(port, host)),
         endpoints=["%s:%s" % (e["address"], e["port"]) for e in via], sni=sni(port, host))
@@ -482,7 +500,7 @@ def evaluate(facts, now, warn_days=30):
             b = by_name.get(dst)
             if b is None:
                 continue
-            checks.extend(pair_checks(a, b))
+            checks.extend(pair_checks(a, b, gateways_of(b.get("network"))))
             if a.get("api_error") or a.get("role") == "remote":
                 continue
             for svc in b.get("services") or []:

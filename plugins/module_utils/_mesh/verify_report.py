@@ -265,11 +265,16 @@ def gateway_endpoint(address):
 # --- summary lines ----------------------------------------------------------------------
 
 def summary_lines(result):
-    """Lines for the play's output: the counts, then one "FAIL <subject>: <reason>" per failed check."""
+    """Lines for the play's output: the counts, then one "FAIL <subject>: <reason>" per failed check,
+    then one "WARN <subject>: <reason>" per warning."""
     lines = ["mesh %s: %s" % (_mesh_id(result), _counts_text(count_checks(result)))]
-    for check in sorted_checks(result):
+    checks = sorted_checks(result)
+    for check in checks:
         if status_of(check) == FAIL:
             lines.append("FAIL %s: %s" % (subject_of(check), _one_line(reason_of(check))))
+    for check in checks:
+        if _is_warning(status_of(check)):
+            lines.append("%s %s: %s" % (status_word(status_of(check)), subject_of(check), _one_line(reason_of(check))))
     return lines
 
 

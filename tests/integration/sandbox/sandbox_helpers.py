@@ -123,3 +123,24 @@ def wait_quiet(api_clients: dict, quiet: float = 5.0, timeout: float = 180.0) ->
         last.update(now)
         return not changes
     wait_for(settled, timeout=timeout, interval=0, what="the clusters to settle (no object changing for %gs)" % quiet)
+
+
+def eastwest_address(api_client) -> str:
+    """The address of a cluster's east-west gateway Service, as the sandbox's LoadBalancer
+    controller gave it ('' when it has none, e.g. a NodePort gateway)."""
+    from kubernetes import client
+
+    svc = client.CoreV1Api(api_client).read_namespaced_service("istio-eastwestgateway", "istio-system")
+    ingress = (svc.status.load_balancer.ingress if svc.status and svc.status.load_balancer else None) or []
+    return ingress[0].ip if ingress else ""
+
+
+def gateway_of(sandbox, cluster: str) -> str:
+    """The east-west gateway address the sandbox inventory's mesh uses for ``cluster``:
+    cluster1's is given (mesh_gateway_address 127.0.0.11, a NodePort gateway), the others'
+    come from their LoadBalancer Service."""
+    if cluster == "cluster1":
+        return "127.0.0.11"
+    address = eastwest_address(sandbox.api_client(cluster))
+    assert address, "%s's east-west gateway Service has no LoadBalancer address" % cluster
+    return address

@@ -1010,3 +1010,26 @@ def test_check_shape():
     assert v.pair("a", "b") == "a -> b"
     assert v.sni(9080, REVIEWS) == REVIEWS_SNI
     assert v.outbound(9080, REVIEWS, "v1") == "outbound|9080|v1|%s" % REVIEWS
+
+
+def test_network_gateway_an_unexpected_gateway_of_the_network_is_a_warning():
+    c1 = {"name": "cluster1", "network": "network1",
+          "istiod": {"networkz": [{"Network": "network2", "Addr": "192.0.2.2", "Port": 15443},
+                                  {"Network": "network2", "Addr": "198.51.100.7", "Port": 15443}]}}
+    c2 = {"name": "cluster2", "network": "network2", "gateway_address": "192.0.2.2"}
+    (c,) = v.network_gateway_check(c1, c2, {"192.0.2.2"})
+    assert c["status"] == v.WARN
+    assert c["reason"].startswith("cluster1 → cluster2: cluster1's istiod knows network network2's gateway 192.0.2.2:15443, "
+                                  "and also 198.51.100.7:15443, which no cluster of the mesh gives as its gateway")
+    # a second cluster of that network with its own gateway is expected, not a warning
+    (c,) = v.network_gateway_check(c1, c2, {"192.0.2.2", "198.51.100.7"})
+    assert c["status"] == v.PASS
+
+
+def test_global_gateway_endpoint_kept_without_the_mtls_label_fails():
+    """istiod keeps a `.global` endpoint of another network as it is when it knows no gateway of
+    that network for the entry's registry: without the label the sidecar would speak plaintext."""
+    c1, entry, c2, snap = global_facts([ep(GW2, 15443, cluster="cluster1", tls_mode=None)])
+    (svc, gw) = v.global_checks(c1, entry, c2, snap, c2["gateway_xds"], gateways_of)
+    assert svc["status"] == v.FAIL
+    assert "without mTLS: the ServiceEntry's endpoint has no label security.istio.io/tlsMode: istio" in svc["reason"]

@@ -223,7 +223,7 @@ def test_summary_of_a_healthy_mesh():
     assert vr.verdict(healthy()) == "PASS"
 
 
-def test_summary_lists_every_failure():
+def test_summary_lists_every_failure_then_every_warning():
     result = failing_link()
     result["checks"].append(check("cluster2", "webhook/ca", "webhook", "fail", "webhook CA bundle\nis stale"))
     result["checks"].append(check("cluster2", "live/curl", "live_probe", "not_run", "not run: simulated pods"))
@@ -232,6 +232,7 @@ def test_summary_lists_every_failure():
         "mesh mesh1: 9 checks, 5 passed, 2 failed, 1 warning, 1 not run",
         "FAIL cluster2: webhook CA bundle is stale",
         "FAIL cluster1 \u2192 cluster2: remote secret token cannot list services (403)",
+        "WARN cluster1: one replica",
     ]
 
 
