@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.request
 
-from . import build, cluster, common, versions
+from . import build, cluster, common, rollout, versions
 from .common import SandboxError, log
 
 NAMESPACE = "istio-system"
@@ -127,6 +127,8 @@ class Istiod:
         common.check_ports_free({p: "%s istiod %s" % (self.name, k) for k, p in self.ports.items()})
         binary = pilot_discovery()
         api = self.cluster.api()
+        # the pod template this istiod stands for: a new one restarts it (rollout.py), as it would its Pod
+        template = rollout.read_digest(api)
         ensure_namespace(api)
         ensure_crds(self.cluster, api)
         os.makedirs(self.workdir, exist_ok=True)
@@ -174,6 +176,7 @@ class Istiod:
             if os.path.exists(self.pid_file):
                 os.unlink(self.pid_file)
             raise
+        rollout.record(self.workdir, template)
         log("%s: istiod ready (pid %d); debug: %s{clusterz,registryz,endpointShardz}"
             % (self.name, proc.pid, self.info()["debug_url"]))
         return True

@@ -35,7 +35,7 @@ import traceback
 import urllib.error
 import urllib.parse
 
-from . import cluster, common
+from . import cluster, common, rollout
 from .common import SandboxError, log
 
 # the loadBalancerClass this controller serves besides none (Services of any other class are left alone)
@@ -320,6 +320,7 @@ class Controller:
         self.report = {}  # cluster -> {"synced", "api_server", "api_server_pid", "addresses", "pending", ...}
         self.synced_once = set()
         self.watchers = {}
+        self.rollouts = {}  # cluster -> rollout.Watcher: its sandbox istiod follows its Deployment
 
     def ever_synced(self, name: str) -> bool:
         with self.lock:
@@ -363,6 +364,14 @@ class Controller:
             if w is None or not w.is_alive():
                 self.watchers[name] = Watcher(self, name)
                 self.watchers[name].start()
+            r = self.rollouts.get(name)
+            if r is None or not r.is_alive():
+                self.rollouts[name] = rollout.Watcher(name, _say)
+                self.rollouts[name].start()
+        for name, r in list(self.rollouts.items()):
+            if name not in live:
+                r.halt.set()
+                del self.rollouts[name]
         for name, w in list(self.watchers.items()):
             if name in live:
                 continue
