@@ -44,6 +44,12 @@ COMPONENT_PORT_KEYS = {
 REQUIRED_FILES = ("kwok.yaml", "kubeconfig.yaml", os.path.join("pki", "ca.crt"), os.path.join("pki", "ca.key"),
                   os.path.join("pki", "admin.crt"), os.path.join("pki", "admin.key"), "etcd")
 
+# kwok resources served as CRDs (kwokctl installs the CRDs at `create cluster` and runs the kwok-controller
+# with --enable-crds): PortForward (one Pod, by name) and ClusterPortForward (Pods selected by namespace and
+# name) tell kwok's kubelet server where pods/portforward of a simulated Pod goes, e.g. the istiods'
+# loopback ports (istiod.py).  A cluster created without them is told apart by port_forward_served().
+KWOK_CRDS = ("PortForward", "ClusterPortForward")
+
 # components that elect a leader with a Lease kube-system/<component>
 LEADER_ELECTED = ("kube-controller-manager", "kube-scheduler")
 
@@ -96,13 +102,18 @@ def write_kwokctl_config() -> None:
         "kwokControllerBinary": b("kwok"),
         "kubectlBinary": b("kubectl"),
         "cacheDir": os.path.join(common.kwok_workdir(), "cache"),
+        "enableCRDs": list(KWOK_CRDS),
     }
     lines = ["# written by `python3 -m tools.sandbox up`; do not edit",
              "apiVersion: config.kwok.x-k8s.io/v1alpha1",
              "kind: KwokctlConfiguration",
              "options:"]
     for k, v in opts.items():
-        lines.append("  %s: %s" % (k, "true" if v is True else common.q(v)))
+        if isinstance(v, list):
+            value = "[%s]" % ", ".join(common.q(x) for x in v)
+        else:
+            value = "true" if v is True else common.q(v)
+        lines.append("  %s: %s" % (k, value))
     common.write_file_atomic(kwokctl_config_path(), "\n".join(lines) + "\n", 0o644)
 
 
@@ -529,6 +540,25 @@ class Cluster:
         return dest
 
     # readiness
+    def port_forward_served(self) -> bool:
+        """Whether kwok serves port-forward to this cluster's Pods as its PortForward resources say: the
+        kwok-controller runs (or, stopped, would run) with --enable-crds naming KWOK_CRDS.  Clusters created
+        before the sandbox enabled them run without; `down` + `up` creates them again with them."""
+        pid = self.pids()["kwok-controller"]
+        if pid:
+            args = common.proc_cmdline(pid)
+        else:
+            try:
+                with open(self.path("kwok.yaml")) as f:
+                    args = f.read().split()
+            except OSError:
+                args = []
+        enabled = set()
+        for a in args:
+            if a.startswith("--enable-crds="):
+                enabled |= set(a.split("=", 1)[1].split(","))
+        return set(KWOK_CRDS) <= enabled
+
     def verify_controller_manager_flags(self) -> None:
         pid = self.pids()["kube-controller-manager"]
         if not pid:
@@ -806,6 +836,10 @@ def up(n: int, also=None) -> bool:
         st = common.load_state()
         running = write_outputs(st)
         common.save_state(st)
+        old = [c.name for c in running if not c.port_forward_served()]
+        if old:
+            log("%s: created before the sandbox enabled kwok's PortForward resources: pods/portforward to "
+                "the istiod Pods is not served there; `down` then `up` creates them with it" % ", ".join(old))
         extra = [c.name for c in running if c.index > n]
         if extra:
             log("also running (left alone; `down` stops them): %s" % ", ".join(extra))

@@ -7,6 +7,11 @@ cluster's API server.  Everything it would read from files in a Pod lives in its
 own working directory ``.sandbox/istiod/<cluster>/``; its ports are loopback only
 and offset by 100 per cluster index (cluster1: 15010/15012/15014/15017/8080/9876,
 cluster2: 15110/15112/15114/15117/8180/9976, ...).
+
+While it runs, a kwok ClusterPortForward sends pods/portforward to any Pod of istio-system
+(e.g. ``kubectl port-forward deploy/istiod 15010``, the istiod Pods that `istioctl install`
+created and kwok simulates) to these loopback ports, as a real cluster would reach istiod
+in its Pod: the Pod port is cluster1's port (15010, ...), the target this cluster's.
 """
 
 from __future__ import annotations
@@ -38,6 +43,27 @@ BASE_PORTS = {
 
 def ports_for(index: int) -> dict:
     return {k: v + 100 * (index - 1) for k, v in BASE_PORTS.items()}
+
+
+# the kwok ClusterPortForward (cluster-scoped) that sends port-forwards to istio-system's Pods to this istiod
+PORT_FORWARD = "meshfed-sandbox-istiod"
+PORT_FORWARD_API = "/apis/kwok.x-k8s.io/v1alpha1/clusterportforwards"
+
+
+def port_forward_object(ports: dict) -> dict:
+    """Every Pod of istio-system, port p of BASE_PORTS (istiod's ports in its Pod) -> 127.0.0.1:ports[p].
+
+    kwok selects by namespace and Pod name only (ObjectSelector: matchNamespaces, matchNames), not by
+    label, and istiod Pod names change with every rollout: so the whole namespace, these ports only."""
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterPortForward",
+        "metadata": {"name": PORT_FORWARD, "labels": {"app.kubernetes.io/managed-by": "meshfed-sandbox"}},
+        "spec": {
+            "selector": {"matchNamespaces": [NAMESPACE]},
+            "forwards": [{"ports": [BASE_PORTS[k]], "target": {"address": "127.0.0.1", "port": ports[k]}}
+                         for k in BASE_PORTS],
+        },
+    }
 
 
 def pilot_discovery() -> str:
@@ -111,7 +137,46 @@ class Istiod:
             common.terminate([pid], "istiod", timeout=15)
         if os.path.exists(self.pid_file):
             os.unlink(self.pid_file)
+        self.drop_port_forward()
         return bool(pid)
+
+    # ------------------------------------------------------------ pods/portforward to the istiod Pods
+
+    def ensure_port_forward(self) -> bool:
+        """Apply the ClusterPortForward to this istiod's ports; True when it was created or changed.
+        A cluster whose kwok does not serve it (created before the sandbox enabled it) is told, not failed."""
+        if not self.cluster.port_forward_served():
+            log("%s: kwok runs without PortForward resources (cluster created before the sandbox enabled "
+                "them): `kubectl port-forward` to istio-system's Pods will not reach this istiod; "
+                "`down` then `up` creates the cluster with them" % self.name)
+            return False
+        api = self.cluster.api()
+        want = port_forward_object(self.ports)
+        status, have = api.get("%s/%s" % (PORT_FORWARD_API, PORT_FORWARD))
+        if status == 200 and have.get("spec") == want["spec"]:
+            return False
+        if status not in (200, 404):
+            raise SandboxError("%s: reading ClusterPortForward %s failed: HTTP %d %s"
+                               % (self.name, PORT_FORWARD, status, have))
+        api.apply("%s/%s" % (PORT_FORWARD_API, PORT_FORWARD), want)
+        log("%s: port-forwards to istio-system's Pods reach this istiod (ClusterPortForward %s: %s)"
+            % (self.name, PORT_FORWARD, ", ".join("%d->%d" % (BASE_PORTS[k], self.ports[k]) for k in BASE_PORTS)))
+        return True
+
+    def drop_port_forward(self) -> None:
+        """Delete the ClusterPortForward, so that nothing forwards to these ports while another process
+        (e.g. another checkout's istiod) may hold them.  Quiet when the cluster does not run; a failure
+        is told, not raised (it must not stop `down`)."""
+        if self.cluster.state() != "running" or not self.cluster.api_ready():
+            return
+        try:
+            status, payload = self.cluster.api().request("DELETE", "%s/%s" % (PORT_FORWARD_API, PORT_FORWARD))
+        except common.API_ERRORS as e:
+            status, payload = 0, str(e)
+        if status == 200:
+            log("%s: deleted ClusterPortForward %s" % (self.name, PORT_FORWARD))
+        elif status != 404:
+            log("%s: deleting ClusterPortForward %s failed: HTTP %d %s" % (self.name, PORT_FORWARD, status, payload))
 
     def start(self) -> bool:
         """Start istiod unless it already runs; return True when it was started."""
@@ -321,6 +386,8 @@ def start(names=None, restart: bool = False) -> bool:
             for i in targets:
                 if i.start():
                     started.append(i)
+                # also for a running istiod: its cluster may have been recreated meanwhile
+                changed |= i.ensure_port_forward()
         except BaseException:
             for i in started:
                 i.stop()
