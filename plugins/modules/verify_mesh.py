@@ -93,10 +93,12 @@ options:
         default: ''
       istiod:
         description:
-          - Where this cluster's istiod answers, as C(host:port) each. Required for the istiod and data-plane checks;
-            without it they are reported as failed with that reason.
-          - On a real cluster, a port-forward to an istiod pod (for example C(kubectl port-forward -n istio-system
-            deploy/istiod 15010 15014 8080)); in the sandbox, its istiods' loopback ports.
+          - Where this cluster's istiod answers, as C(host:port) each, for an istiod reached otherwise (an istiod outside
+            the cluster, a forward made elsewhere).
+          - Omitted (or for the ports omitted), the module forwards local ports to a Ready istiod Pod
+            (C(app=istiod), C(istio.io/rev=<revision>)) through the API server, as C(kubectl port-forward) does, for
+            the run only; no port is exposed. The credentials need C(get) and C(create) on C(pods/portforward) in
+            C(istio-system).
         type: dict
         suboptions:
           xds:
@@ -156,11 +158,11 @@ EXAMPLES = r"""
         network: network1
         discovers: [cluster2]
         context: cluster1
-        istiod: {xds: 127.0.0.1:15010, debug: 127.0.0.1:15014, http: 127.0.0.1:8080}
       - name: cluster2
         network: network2
         discovers: [cluster1]
         context: cluster2
+        # an istiod outside the cluster: its ports as they are reached
         istiod: {xds: 127.0.0.1:15110, debug: 127.0.0.1:15114, http: 127.0.0.1:8180}
   register: verified
 

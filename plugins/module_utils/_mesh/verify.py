@@ -119,9 +119,11 @@ def istiod_checks(c):
     if not i.get("ready"):
         why = i.get("ready_reason") or "GET /ready failed"
         return [check("istiod", "%s/istiod" % name, name, FAIL, "%s: istiod is not Ready (%s)" % (name, why), source=name)]
-    return [check("istiod", "%s/istiod" % name, name, PASS, "%s: istiod %s (revision %s) is Ready" % (
-        name, i.get("version") or "?", i.get("revision") or "default"), source=name,
-        details={"version": i.get("version"), "revision": i.get("revision")})]
+    return [check("istiod", "%s/istiod" % name, name, PASS, "%s: istiod %s (revision %s) is Ready%s" % (
+        name, i.get("version") or "?", i.get("revision") or "default",
+        " (reached through %s)" % i["reached"] if i.get("reached") else ""), source=name,
+        details=dict({"version": i.get("version"), "revision": i.get("revision")},
+                     **({"reached": i["reached"]} if i.get("reached") else {})))]
 
 
 def webhook_check(c):
@@ -504,7 +506,7 @@ def evaluate(facts, now, warn_days=30):
             if a.get("api_error") or a.get("role") == "remote":
                 continue
             for svc in b.get("services") or []:
-                snap = (a.get("xds") or {}).get(svc["namespace"]) or {"error": "not read"}
+                snap = (a.get("xds") or {}).get(svc["namespace"]) or {"error": a.get("xds_error") or "not read"}
                 for port in svc.get("ports") or []:
                     checks.append(service_check(a, b, svc, port, snap, gateways_of))
                     if a.get("network") != b.get("network"):
@@ -515,7 +517,7 @@ def evaluate(facts, now, warn_days=30):
             b = by_name.get(entry.get("cluster"))
             if b is None or b["name"] == a["name"]:
                 continue
-            snap = (a.get("xds") or {}).get(entry["namespace"]) or {"error": "not read"}
+            snap = (a.get("xds") or {}).get(entry["namespace"]) or {"error": a.get("xds_error") or "not read"}
             checks.extend(global_checks(a, entry, b, snap, b.get("gateway_xds"), gateways_of))
         seen = set()
         for ns, snap in sorted((a.get("xds") or {}).items()):

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import datetime
 import json
 import os
 import tempfile
+import threading
 import urllib.error
 
 from ansible.module_utils.urls import open_url
@@ -305,8 +307,34 @@ def read_roots(params):
 
 def gather(params, service, now):
     """The facts of the whole mesh: every cluster read in parallel, then the xDS views."""
+    with contextlib.ExitStack() as forwards:
+        return _gather(params, now, forwards)
+
+
+# istiod's ports in its Pod: plaintext xDS, monitoring (debug), readiness
+ISTIOD_PORTS = {"xds": 15010, "debug": 15014, "http": 8080}
+
+
+def istiod_addresses(svc, spec, forwards, lock):
+    """Where this cluster's istiod answers: the addresses given, else local ports forwarded
+    to a Ready istiod Pod through the API server (kept open by ``forwards``, an ExitStack)."""
+    given = dict((k, v) for k, v in (spec.get("istiod") or {}).items() if v)
+    if given.get("xds") and given.get("debug") and given.get("http"):
+        return given, None
+    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import portforward
+
+    ports = tuple(p for k, p in sorted(ISTIOD_PORTS.items()) if k not in given)
+    with lock:  # an ExitStack is not made for threads
+        pod, local = forwards.enter_context(portforward.istiod_forwards(svc, ports, spec.get("revision") or "default"))
+    out = dict((k, given.get(k) or local[p]) for k, p in ISTIOD_PORTS.items())
+    return out, pod
+
+
+def _gather(params, now, forwards):
     specs = params["clusters"]
     timeout = params.get("timeout") or 30
+    lock = threading.Lock()
+    endpoints = {}  # cluster -> {xds, debug, http}
 
     def svc_for(spec):
         # the spec's `host` is the inventory host, not an API server: only the kubeconfig reaches the cluster
@@ -316,14 +344,17 @@ def gather(params, service, now):
     def one(spec):
         svc = svc_for(spec)
         c = cluster_facts(svc, spec, params, now)
-        addresses = spec.get("istiod") or {}
         if c.get("api_error") or c["role"] == "remote":
             return c
-        if not addresses.get("debug"):
-            c["istiod"] = {"ready": False, "error": "no istiod address given (istiod.debug, istiod.http, istiod.xds)"}
+        try:
+            addresses, pod = istiod_addresses(svc, spec, forwards, lock)
+        except MeshError as e:
+            c["istiod"] = {"ready": False, "error": str(e)}
         else:
+            endpoints[spec["name"]] = addresses
             c["istiod"] = Istiod(spec["name"], addresses, min(timeout, 10)).facts()
             c["istiod"]["revision"] = spec.get("revision") or "default"
+            c["istiod"]["reached"] = "port-forward to istio-system/%s" % pod if pod else "the addresses given"
         secrets = {}
         for secret in c.pop("remote_secret_objects", []):
             target, facts = remote_secret_facts(Service, secret, timeout)
@@ -336,12 +367,11 @@ def gather(params, service, now):
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         clusters = list(pool.map(one, specs))
     by_name = dict((c["name"], c) for c in clusters)
-    spec_by = dict((s["name"], s) for s in specs)
     multi_network = len({c["network"] for c in clusters}) > 1
 
     jobs = []
     for c in clusters:
-        if c.get("api_error") or c["role"] == "remote" or not (spec_by[c["name"]].get("istiod") or {}).get("xds"):
+        if c.get("api_error") or c["role"] == "remote" or c["name"] not in endpoints:
             continue
         c["global_entries"] = global_entries(c, clusters)
         c["route_hosts"] = route_hosts(c, clusters)
@@ -356,7 +386,7 @@ def gather(params, service, now):
 
     def fetch(job):
         c, kind, ns = job
-        addr = spec_by[c["name"]]["istiod"]["xds"]
+        addr = endpoints[c["name"]]["xds"]
         try:
             return xds.fetch(addr, kind, c["name"], ns, c["network"], params.get("mesh_id"),
                              (c.get("istiod") or {}).get("version") or "", timeout=timeout)
@@ -373,8 +403,9 @@ def gather(params, service, now):
     for c in clusters:
         if c.get("api_error") or c["role"] == "remote":
             continue
-        if not (spec_by[c["name"]].get("istiod") or {}).get("xds"):
+        if c["name"] not in endpoints:
             c["xds"] = {}
+            c["xds_error"] = "%s's istiod cannot be reached" % c["name"]
         c.pop("global_entries_raw", None)
         c.pop("virtual_services", None)
     return {"mesh_id": params.get("mesh_id"), "generated": now.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from playbook_runner import failure_messages, module, playbook
+from playbook_runner import InventoryCopy, failure_messages, module, playbook
 from sandbox_helpers import api_server_pid, gateway_of, wait_for
 
 from tools.sandbox import cluster as sandbox_cluster
@@ -179,6 +179,32 @@ def test_a_healthy_mesh_passes_every_check_and_the_picture_shows_every_cluster(m
     assert "cluster1" in md and "PASS" in md
     # the play prints where it wrote them
     assert "picture: %s" % (tmp_path / "mesh-verify.svg") in raw
+
+
+def test_istiod_is_reached_by_port_forward_or_at_the_addresses_given(mesh, tmp_path):
+    """By default through the API server's port-forward to an istiod Pod (kwok forwards it to the
+    sandbox's istiod); with verify_mesh_istiod, at the addresses given: the same verdicts."""
+    rc, doc, msgs, raw = verify(tmp_path / "forwarded")
+    assert rc == 0, raw[-3000:]
+    for c in ("cluster1", "cluster2"):
+        (check,) = [x for x in doc["checks"] if x["kind"] == "istiod" and x["subject"] == c]
+        assert check["status"] == "pass" and "(reached through port-forward to istio-system/istiod-" in check["reason"], check
+    inv = InventoryCopy(tmp_path)
+
+    def mutate(group):
+        for c in ("cluster1", "cluster2"):
+            p = mesh.istiod_ports[c]
+            group["hosts"][c]["verify_mesh_istiod"] = {"xds": "127.0.0.1:%d" % p["grpc"], "debug": "127.0.0.1:%d" % p["monitoring"],
+                                                       "http": "127.0.0.1:%d" % p["http"]}
+    try:
+        rc, data, raw = playbook("verify_mesh.yml", "-e", "verify_mesh_report_dir=%s" % (tmp_path / "given"),
+                                 inventory=inv.write(mutate))
+        assert rc == 0, raw[-3000:]
+    finally:
+        inv.remove()
+    given = json.loads((tmp_path / "given" / "mesh-verify.json").read_text())
+    assert [(c["id"], c["status"]) for c in given["checks"]] == [(c["id"], c["status"]) for c in doc["checks"]]
+    assert all("reached through the addresses given" in c["reason"] for c in given["checks"] if c["kind"] == "istiod")
 
 
 def test_a_second_run_rewrites_nothing_and_check_mode_runs_the_same(mesh, tmp_path):
