@@ -306,6 +306,11 @@ def _short(host):
     return host[:-len(".svc.cluster.local")] if host.endswith(".svc.cluster.local") else host
 
 
+def _gateway_endpoint(e):
+    """An endpoint istiod made for a network gateway: port 15443 and no workload of its own."""
+    return e.get("port") == GATEWAY_PORT and not e.get("workload", "").strip(";")
+
+
 def _endpoints(snap, cluster_name):
     c = (snap.get("clusters") or {}).get(cluster_name)
     if c is None:
@@ -344,7 +349,7 @@ def service_check(a, b, svc, port, snap, gateways_of):
     # istiod marks a gateway endpoint with the gateway's cluster when it learnt the gateway from a
     # registry (a LoadBalancer address), with none when from meshNetworks: tell them by address
     via_gw = [e for e in eps if e.get("port") == GATEWAY_PORT and e.get("address") in gw_addrs]
-    mine = [e for e in mine if e not in via_gw and not (e.get("port") == GATEWAY_PORT and not e.get("workload", "").strip(";"))]
+    mine = [e for e in mine if e not in via_gw and not _gateway_endpoint(e)]
     if mine:
         return result(FAIL, "%s's istiod sends %s's pod IPs (%s) across networks, not %s's gateway %s: they cannot be "
                       "reached from %s" % (src, dst, ", ".join("%s:%s" % (e["address"], e["port"]) for e in mine[:3]), dst,
@@ -352,7 +357,7 @@ def service_check(a, b, svc, port, snap, gateways_of):
                                            a.get("network")),
                       endpoints=["%s:%s" % (e["address"], e["port"]) for e in eps])
     if not via_gw:
-        other = [e for e in eps if e.get("port") == GATEWAY_PORT and not e.get("workload", "").strip(";")]
+        other = [e for e in eps if _gateway_endpoint(e)]
         if other:
             return result(FAIL, "%s's istiod sends network %s's traffic to %s, not %s's gateway %s" % (
                 src, b.get("network"), ", ".join("%s:%s" % (e["address"], e["port"]) for e in other),
