@@ -75,8 +75,8 @@ options:
     type: str
   mesh_networks:
     description:
-      - Istio's mesh networks configuration, C({networks: {<network>: {endpoints: [...], gateways: [...]}}}),
-        rendered as C(values.global.meshNetworks) (the C(meshNetworks) key of the C(istio) ConfigMap).
+      - "Istio's mesh networks configuration, C({networks: {<network>: {endpoints: [...], gateways: [...]}}}),
+        rendered as C(values.global.meshNetworks) (the C(meshNetworks) key of the C(istio) ConfigMap)."
       - It is how istiod learns the address of another network's east-west gateway that has no
         LoadBalancer address (for example given with C(mesh_gateway_address)); gateways with one are
         found from their Service. The C(mesh_networks) of the P(meshfed.istio.mesh_topology#filter)
