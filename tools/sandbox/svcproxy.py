@@ -45,6 +45,8 @@ POLL = float(os.environ.get("MESHFED_SANDBOX_SVCPROXY_POLL", "1"))
 # seconds `ensure` waits for a (re)started relay's first pass
 FIRST_PASS_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 5.0
+# seconds between ending connections and removing their address from lo
+CLOSE_GRACE = 0.2
 
 # istiod's container ports (a Service's targetPort) -> the key of istiod.ports_for()
 TARGETS = {15010: "grpc", 15012: "secure_grpc", 15014: "monitoring", 15017: "https", 8080: "http"}
@@ -239,6 +241,7 @@ class Listener:
         self.connections = 0
         self.failures = 0
         self.counting = threading.Lock()
+        self.clients = set()  # accepted connections still open
         self.closed = False
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -269,25 +272,41 @@ class Listener:
     def _relay(self, client: socket.socket) -> None:
         with self.counting:
             self.connections += 1
+            self.clients.add(client)
+        try:
+            self._forward(client)
+        finally:
+            with self.counting:
+                self.clients.discard(client)
+            client.close()
+
+    def _forward(self, client: socket.socket) -> None:
         try:
             upstream = socket.create_connection(("127.0.0.1", self.relay["istiod_port"]), timeout=CONNECT_TIMEOUT)
         except OSError as e:
             with self.counting:
                 self.failures += 1
             _say("%s: istiod does not answer: %s" % (self.describe(), e))
-            client.close()
             return
         upstream.settimeout(None)
         back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
         back.start()
         _pump(client, upstream)
         back.join()
-        client.close()
         upstream.close()
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Stop listening and end the open connections (their peers see a FIN: it must leave while the
+        address is still on lo, or a client such as the API server keeps a dead pooled connection and
+        fails its next call with "use of closed network connection").  Returns how many were open."""
         self.closed = True
         self.sock.close()
+        with self.counting:
+            clients = list(self.clients)
+        for c in clients:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+        return len(clients)
 
 
 class Relay:
@@ -341,12 +360,15 @@ class Relay:
         services, ports, problems = self.look()
         wanted, more = plan(services, ports)
         problems += more
+        ended = 0
         for key in list(self.listeners):
             lst = self.listeners[key]
             if wanted.get(key) != lst.relay:
                 _say("stop %s" % lst.describe())
-                lst.close()
+                ended += lst.close()
                 del self.listeners[key]
+        if ended:
+            time.sleep(CLOSE_GRACE)  # let the FINs reach the peers before an address goes
         refused = {}  # address -> why it is not ours (asked once per pass)
         for key, relay in sorted(wanted.items()):
             if key in self.listeners:
@@ -408,8 +430,8 @@ class Relay:
                     _say("pass failed: %s" % e)
                 self.stopping.wait(POLL)
         finally:
-            for lst in self.listeners.values():
-                lst.close()
+            if sum(lst.close() for lst in self.listeners.values()):
+                time.sleep(CLOSE_GRACE)
             gone = remove_own_addresses(self.sdir)
             _say("stopped; removed %s from lo" % (", ".join(gone) or "nothing"))
             with contextlib.suppress(OSError):

@@ -171,31 +171,46 @@ def test_a_pod_in_an_injection_enabled_namespace_gets_the_sidecar_from_the_real_
             core.delete_namespace(ns)
 
 
+def _established_on(addresses) -> list:
+    """(address, port) of the established TCP connections whose local end is one of `addresses`."""
+    return [(a, p) for a, p, state, _ino in common._tcp_sockets() if a in addresses and state == "01"]
+
+
 def test_without_the_relay_the_api_server_cannot_call_the_webhook(installed):
     """The control: the injection above went through the relay.  Stopped (as `down` stops it), the ClusterIP is
-    no local address any more and the API server's call goes nowhere useful; started again, injection works."""
-    name = installed.clusters[0]
-    core = client.CoreV1Api(installed.api_client(name))
-    ip = core.read_namespaced_service("istiod", NS).spec.cluster_ip
-    ns = _namespace(core, {"istio-injection": "enabled"})
+    no local address any more and the API server's call goes nowhere useful; started again, injection works at
+    the first call in every cluster: the relay ended the API servers' pooled connections before it removed the
+    addresses (a FIN sent after that never arrives, and the next call failed with "use of closed network
+    connection")."""
     pod = client.V1Pod(metadata=client.V1ObjectMeta(name="app"), spec=client.V1PodSpec(
         containers=[client.V1Container(name="app", image="registry.k8s.io/pause:3.10")]))
+    cores = {name: client.CoreV1Api(installed.api_client(name)) for name in installed.clusters}
+    namespaces = {name: _namespace(core, {"istio-injection": "enabled"}) for name, core in cores.items()}
+    label = svcproxy.address_label(common.sandbox_dir())
     try:
+        for name, core in cores.items():  # every API server now holds a connection through the relay
+            core.create_namespaced_pod(namespaces[name], pod, dry_run="All")
+        relayed = set(svcproxy.own_addresses(label))
+        assert _established_on(relayed)
         assert svcproxy.stop()
-        assert ip not in svcproxy.own_addresses(svcproxy.address_label(common.sandbox_dir()))
+        assert not set(svcproxy.own_addresses(label)) & relayed
+        wait_for(lambda: not _established_on(relayed), 10, what="the API servers' connections to end")
+        name = installed.clusters[0]
         with pytest.raises(ApiException) as err:
-            core.create_namespaced_pod(ns, pod, dry_run="All")
+            cores[name].create_namespaced_pod(namespaces[name], pod, dry_run="All")
         message = json.loads(err.value.body)["message"]
         print("\n%s without the relay: HTTP %d %s" % (name, err.value.status, message))
         assert err.value.status == 500
         assert 'failed calling webhook "namespace.sidecar-injector.istio.io"' in message, message
         assert 'Post "https://istiod.istio-system.svc:443/inject' in message, message
         assert svcproxy.ensure()
-        injected = core.create_namespaced_pod(ns, pod, dry_run="All")
-        assert [c.name for c in injected.spec.containers] == ["app", "istio-proxy"]
+        for name, core in cores.items():
+            injected = core.create_namespaced_pod(namespaces[name], pod, dry_run="All")
+            assert [c.name for c in injected.spec.containers] == ["app", "istio-proxy"], name
     finally:
         svcproxy.ensure()
-        core.delete_namespace(ns)
+        for name, core in cores.items():
+            core.delete_namespace(namespaces[name])
 
 
 def test_the_validation_webhook_rejects_an_invalid_virtual_service_with_istiods_message(installed):
