@@ -46,11 +46,10 @@ sandbox-status: ## what the sandbox runs
 sandbox-istiod: ## run one real istiod (pilot-discovery) per sandbox cluster, out of cluster
 	@python3 -m tools.sandbox istiod
 
-demo: venv ## bring the sandbox up and run the main job (playbooks/site.yml) on it, then print a summary
-	@python3 -m tools.sandbox up --clusters $(SANDBOX_CLUSTERS)
+demo: venv ## bring the sandbox and its istiods up, run the main job (playbooks/site.yml) on it: install, federate, verify
+	@python3 -m tools.sandbox up --clusters $(SANDBOX_CLUSTERS) --istiod
+	@# each istiod follows its Deployment (a new pod template restarts it, as its Pod would be replaced)
 	@time ansible-playbook -i inventories/sandbox playbooks/site.yml
-	@# the sandbox's real istiods read the cacerts Secret when they start: (re)start them now
-	@python3 -m tools.sandbox istiod --restart
 
 clean: ## remove local build outputs (not the sandbox binary cache)
 	rm -rf .build tests/output

@@ -10,6 +10,8 @@ Measures, in one run, on the local sandbox (3 clusters):
           (the three run at the same time, as the playbook's hosts do), and again (no-op)
   (b)     a loop of kubernetes.core.k8s tasks over a sample of 100 of those objects,
           extrapolated to 6N
+  verify  playbooks/verify_mesh.yml on the federated mesh, the istiods running: every `.global`
+          host of every cluster checked from its istiod's xDS (sidecar and east-west gateway)
 and prints the figures and ratios.  Not a test: it prints, it does not assert targets.
 
     .venv/bin/python bench/federation_scale.py            # N=1000
@@ -159,6 +161,36 @@ def owned_entries(cluster, kinds=KINDS):
     return out
 
 
+def verify_federated(extra, timeout=300):
+    """playbooks/verify_mesh.yml on the federated mesh: (seconds of the first passing run, its summary).
+
+    The istiods are started (they are stopped during the other measurements) and given until
+    they know every `.global` host: runs that fail before are repeated, and said."""
+    sh([sys.executable, "-m", "tools.sandbox", "istiod"], stdout=subprocess.DEVNULL)
+    report = tempfile.mkdtemp(prefix="meshfed-bench-verify-")
+    pb = os.path.join(TOP, "playbooks", "verify_mesh.yml")
+    t_start = time.monotonic()
+    while True:
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+        t0 = time.monotonic()
+        res = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", INVENTORY, pb,
+                              "-e", "verify_mesh_mode=service_entry", "-e", "verify_mesh_report_dir=%s" % report] + extra,
+                             cwd=TOP, env=env, capture_output=True, text=True, check=False)
+        took = time.monotonic() - t0
+        with open(os.path.join(report, "mesh-verify.json")) as f:
+            doc = json.load(f)
+        s = doc["summary"]
+        summary = "%d checks, %d passed, %d failed, %d not run" % (len(doc["checks"]), s["pass"], s["fail"], s["not_run"])
+        log("verify_mesh.yml: %.1fs, %s (exit %d)" % (took, summary, res.returncode))
+        if res.returncode == 0 or time.monotonic() - t_start > timeout:
+            break
+        log("  the istiods may not know every host yet; again in 10s")
+        time.sleep(10)
+    sh([sys.executable, "-m", "tools.sandbox", "istiod", "--stop"], stdout=subprocess.DEVNULL)
+    return took, summary
+
+
 def main():
     log("sandbox: 3 clusters with Istio's CRDs (istiods stopped during the measurement)")
     sh([sys.executable, "-m", "tools.sandbox", "up", "--clusters", "3"], stdout=subprocess.DEVNULL)
@@ -183,6 +215,8 @@ def main():
     log("no-op re-run ...")
     noop, changed = playbook(pb, *extra)
     log("no-op re-run: %.1fs, %d tasks changed" % (noop, changed))
+
+    verify_secs, verify_summary = verify_federated(extra)
 
     tmp = tempfile.mkdtemp(prefix="meshfed-bench-")
     files = {}
@@ -240,6 +274,7 @@ def main():
         ("(b) kubernetes.core.k8s loop, extrapolated from %d" % len(sample), k8s_total),
         ("un-export everything (playbook, prune)", prune),
     ]
+    rows.append(("verify_mesh.yml: %s" % verify_summary, verify_secs))
     for label, secs in rows:
         print("  %-58s %8.1f s" % (label, secs))
     print("  ratios: first/(a) = %.2f (target <= 1.5)   no-op/(a) = %.2f (target < 1)   (b)/first = %.1f "

@@ -68,6 +68,8 @@ run_integration() {
   done
   banner "integration: playbooks against the sandbox (pytest)"
   python -m pytest tests/integration/install_istio tests/integration/federate -q -p no:cacheprovider
+  banner "integration: verify_mesh - a healthy mesh, then one fault at a time, named in the report (pytest)"
+  python -m pytest tests/integration/verify -q -p no:cacheprovider
   banner "integration: hardening - bad input, check mode on fresh clusters, secret scan, a dead API server (pytest)"
   python -m pytest tests/integration/hardening -q -p no:cacheprovider -s
 }

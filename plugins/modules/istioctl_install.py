@@ -103,6 +103,13 @@ options:
             so that it does not depend on the sidecar injector.
         type: bool
         default: false
+      eastwest_service_type:
+        description:
+          - The type of the east-west gateway's Service. Omitted means the chart's, C(LoadBalancer).
+          - C(NodePort) (or C(ClusterIP)) for a gateway that other networks reach through an address the
+            cluster does not give it; that address then reaches istiod through O(mesh_networks).
+        type: str
+        choices: [LoadBalancer, NodePort, ClusterIP]
   values:
     description: Helm values merged into the IstioOperator's C(spec.values).
     type: dict
@@ -236,6 +243,7 @@ def argument_spec():
             ingress_gateway=dict(type="bool"),
             egress_gateway=dict(type="bool"),
             eastwest_gateway=dict(type="bool", default=False),
+            eastwest_service_type=dict(type="str", choices=["LoadBalancer", "NodePort", "ClusterIP"]),
         )),
         values=dict(type="dict", default={}),
         mesh_config=dict(type="dict", default={}),

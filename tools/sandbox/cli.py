@@ -11,7 +11,7 @@ import shutil
 import sys
 import time
 
-from . import build, cluster, common, istiod, svcproxy
+from . import build, cluster, common, istiod, lb, svcproxy
 from .common import SandboxError, log
 
 
@@ -21,7 +21,7 @@ def cmd_build(args) -> int:
 
 def cmd_up(args) -> int:
     svcproxy.ensure()  # first: it follows the clusters and their istiod Services as they come
-    cluster.up(args.clusters)
+    cluster.up(args.clusters, also=lb.ensure)
     if args.istiod:
         istiod.start()
     return 0
@@ -47,6 +47,7 @@ def down() -> None:
         ports = sorted({port for pid, _name in before for _addr, port in common.listening_ports(pid)})
         svcproxy.stop()
         istiod.stop_all()
+        lb.stop()
         for name in cluster.existing_clusters():
             log("%s: stopping and deleting (kwokctl delete cluster)" % name)
             cluster.Cluster(name).delete()
@@ -61,6 +62,7 @@ def down() -> None:
         shutil.rmtree(os.path.join(common.sandbox_dir(), "istiod"), ignore_errors=True)
         st = common.load_state()
         st["clusters"], st["istiods"] = {}, {}
+        st.pop("lb_controller", None)
         common.save_state(st)
         _check_nothing_left(ports, {pid for pid, _name in before})
         log("down: stopped %d process(es) in %.1fs; no sandbox process left, ports %s closed"
@@ -121,10 +123,14 @@ def status_data() -> dict:
         info = i.info()
         info["ready"] = bool(info["pid"]) and i.ready()
         istiods[name] = info
+    lb_controller = lb.info()
+    report = lb.read_report() if lb_controller["pid"] else {}
+    lb_controller["clusters"] = report.get("clusters", {}) if report.get("pid") == lb_controller["pid"] else {}
     procs = common.sandbox_processes()
     return {"sandbox_dir": common.sandbox_dir(), "kubeconfig": common.kubeconfig_path()
             if os.path.exists(common.kubeconfig_path()) else None,
-            "bin_dir": build.bin_dir(), "clusters": clusters, "istiods": istiods, "svcproxy": svcproxy.status_data(),
+            "bin_dir": build.bin_dir(), "clusters": clusters, "istiods": istiods, "lb_controller": lb_controller,
+            "svcproxy": svcproxy.status_data(),
             "processes": [{"pid": p, "name": n, "rss_kib": common.proc_rss_kib(p)} for p, n in procs]}
 
 
@@ -148,6 +154,7 @@ def cmd_status(args) -> int:
         print("istiod %s: %s pid %s  %s  log %s" % (
             name, state, i["pid"] or "-",
             " ".join("%s=%d" % kv for kv in i["ports"].items()), i["log"]))
+    _print_lb(data["lb_controller"], data["clusters"])
     sp = data["svcproxy"]
     print("svcproxy: %s  log %s" % ("pid %d, lo label %s" % (sp["pid"], sp["label"]) if sp["pid"] else "stopped", sp["log"]))
     for r in sp["relays"]:
@@ -158,6 +165,21 @@ def cmd_status(args) -> int:
     total = sum(p["rss_kib"] for p in data["processes"])
     print("processes:   %d, RSS %.0f MiB" % (len(data["processes"]), total / 1024))
     return 0
+
+
+def _print_lb(ctl: dict, clusters: dict) -> None:
+    if not ctl["pid"]:
+        print("lb-controller: not running%s" % (" (`up` starts it)" if clusters else ""))
+        return
+    print("lb-controller: running pid %d  log %s" % (ctl["pid"], ctl["log"]))
+    for name in clusters:
+        seen = ctl["clusters"].get(name) or {}
+        state = "watching" if seen.get("synced") else "not watching (%s)" % (seen.get("error") or "not yet")
+        print("    %-24s %s, pool %s" % (name, state, ctl["pools"].get(name, "?")))
+        for svc, ip in sorted((seen.get("addresses") or {}).items()):
+            print("        %-36s %s" % (svc, ip))
+        for svc, why in sorted((seen.get("pending") or {}).items()):
+            print("        %-36s pending: %s" % (svc, why))
 
 
 def parser() -> argparse.ArgumentParser:

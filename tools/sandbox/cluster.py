@@ -44,6 +44,12 @@ COMPONENT_PORT_KEYS = {
 REQUIRED_FILES = ("kwok.yaml", "kubeconfig.yaml", os.path.join("pki", "ca.crt"), os.path.join("pki", "ca.key"),
                   os.path.join("pki", "admin.crt"), os.path.join("pki", "admin.key"), "etcd")
 
+# kwok resources served as CRDs (kwokctl installs the CRDs at `create cluster` and runs the kwok-controller
+# with --enable-crds): PortForward (one Pod, by name) and ClusterPortForward (Pods selected by namespace and
+# name) tell kwok's kubelet server where pods/portforward of a simulated Pod goes, e.g. the istiods'
+# loopback ports (istiod.py).  A cluster created without them is told apart by port_forward_served().
+KWOK_CRDS = ("PortForward", "ClusterPortForward")
+
 # components that elect a leader with a Lease kube-system/<component>
 LEADER_ELECTED = ("kube-controller-manager", "kube-scheduler")
 
@@ -103,13 +109,18 @@ def write_kwokctl_config() -> None:
         "kwokControllerBinary": b("kwok"),
         "kubectlBinary": b("kubectl"),
         "cacheDir": os.path.join(common.kwok_workdir(), "cache"),
+        "enableCRDs": list(KWOK_CRDS),
     }
     lines = ["# written by `python3 -m tools.sandbox up`; do not edit",
              "apiVersion: config.kwok.x-k8s.io/v1alpha1",
              "kind: KwokctlConfiguration",
              "options:"]
     for k, v in opts.items():
-        lines.append("  %s: %s" % (k, "true" if v is True else common.q(v)))
+        if isinstance(v, list):
+            value = "[%s]" % ", ".join(common.q(x) for x in v)
+        else:
+            value = "true" if v is True else common.q(v)
+        lines.append("  %s: %s" % (k, value))
     common.write_file_atomic(kwokctl_config_path(), "\n".join(lines) + "\n", 0o644)
 
 
@@ -537,6 +548,25 @@ class Cluster:
         return dest
 
     # readiness
+    def port_forward_served(self) -> bool:
+        """Whether kwok serves port-forward to this cluster's Pods as its PortForward resources say: the
+        kwok-controller runs (or, stopped, would run) with --enable-crds naming KWOK_CRDS.  Clusters created
+        before the sandbox enabled them run without; `down` + `up` creates them again with them."""
+        pid = self.pids()["kwok-controller"]
+        if pid:
+            args = common.proc_cmdline(pid)
+        else:
+            try:
+                with open(self.path("kwok.yaml")) as f:
+                    args = f.read().split()
+            except OSError:
+                args = []
+        enabled = set()
+        for a in args:
+            if a.startswith("--enable-crds="):
+                enabled |= set(a.split("=", 1)[1].split(","))
+        return set(KWOK_CRDS) <= enabled
+
     def verify_controller_manager_flags(self) -> None:
         pid = self.pids()["kube-controller-manager"]
         if not pid:
@@ -798,8 +828,12 @@ def _summary(c: Cluster) -> str:
     return "%s (%s)" % (c.name, "; ".join(parts)) if parts else c.name
 
 
-def up(n: int) -> bool:
-    """Ensure cluster1..N run and are ready, repairing damaged ones.  Returns True when anything changed."""
+def up(n: int, also=None) -> bool:
+    """Ensure cluster1..N run and are ready, repairing damaged ones.  Returns True when anything changed.
+
+    also(state, running clusters): run under the same lock once the clusters are ready (e.g. the
+    LoadBalancer controller's lb.ensure); it may add to the state and returns True when it changed
+    something."""
     if not 1 <= n <= 9:
         raise SandboxError("--clusters must be between 1 and 9 (got %d)" % n)
     t0 = time.monotonic()
@@ -821,15 +855,25 @@ def up(n: int) -> bool:
         st = common.load_state()
         running = write_outputs(st)
         common.save_state(st)
+        old = [c.name for c in running if not c.port_forward_served()]
+        if old:
+            log("%s: created before the sandbox enabled kwok's PortForward resources: pods/portforward to "
+                "the istiod Pods is not served there; `down` then `up` creates them with it" % ", ".join(old))
         extra = [c.name for c in running if c.index > n]
         if extra:
             log("also running (left alone; `down` stops them): %s" % ", ".join(extra))
+        also_changed = False
+        if also:
+            also_changed = bool(also(st, running))
+            common.save_state(st)
     changed = [c for c in wanted if c in created or c.started or c.stopped]
     log("kubeconfig: %s (contexts: %s)" % (common.kubeconfig_path(), ", ".join(c.name for c in running)))
     if changed:
         log("%s in %.1fs" % ("; ".join(("created %s" if c in created else "repaired %s") % _summary(c)
                                        for c in changed), time.monotonic() - t0))
+    elif also_changed:  # it said what it did
+        log("%d cluster(s) already running (%.1fs)" % (len(wanted), time.monotonic() - t0))
     else:
         log("nothing to do: %d cluster(s) already running (%.1fs)" % (len(wanted), time.monotonic() - t0))
-    print("SANDBOX_CHANGED=%s" % ("true" if changed else "false"), flush=True)
-    return bool(changed)
+    print("SANDBOX_CHANGED=%s" % ("true" if changed or also_changed else "false"), flush=True)
+    return bool(changed) or also_changed

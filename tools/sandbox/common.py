@@ -58,8 +58,18 @@ def cluster_index(name: str) -> int:
 
 
 def gateway_address(index: int) -> str:
-    """Stand-in east-west gateway address of a cluster (LoadBalancers get none here)."""
+    """The fixed east-west gateway address the sandbox inventories give a cluster (``mesh_gateway_address``:
+    127.0.0.11, 127.0.0.12, ...), recorded in state.json as ``gateway_address``.
+
+    It is an override, not what the cluster's LoadBalancer controller (``lb.py``) assigns: Services of
+    type LoadBalancer get addresses from ``lb_pool(index)`` (127.0.<index>.0/24), which never contains it.
+    """
     return "127.0.0.%d" % (10 + index)
+
+
+def lb_pool(index: int) -> str:
+    """The CIDR the sandbox LoadBalancer controller (``lb.py``) takes cluster ``index``'s Service addresses from."""
+    return "127.0.%d.0/24" % index
 
 
 class SandboxError(Exception):
@@ -257,9 +267,20 @@ def read_pid(path: str) -> int:
 
 SANDBOX_EXES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "pilot-discovery")
 
+# the sandbox's LoadBalancer controller (lb.py): <python> -m tools.sandbox.lb --sandbox-dir <dir>
+LB_MODULE = "tools.sandbox.lb"
+LB_PROCESS = "lb-controller"
+
+
+def is_lb_controller(args: list, sdir: str) -> bool:
+    """The command line is that of the LoadBalancer controller of the sandbox in `sdir`."""
+    return (any(a == "-m" and b == LB_MODULE for a, b in zip(args, args[1:]))
+            and any(a == "--sandbox-dir" and b == sdir for a, b in zip(args, args[1:])))
+
 
 def sandbox_processes() -> list:
-    """Processes started by this checkout's sandbox: one of our binaries, with our state dir in argv."""
+    """Processes started by this checkout's sandbox: one of our binaries, with our state dir in argv,
+    or its LoadBalancer controller (a Python process, named ``lb-controller``)."""
     # anything under the binary cache (clusters started before a version bump still run older builds)
     roots = [os.path.realpath(build.cache_base()) + os.sep]
     if os.environ.get("MESHFED_SANDBOX_PILOT_DISCOVERY"):
@@ -273,10 +294,12 @@ def sandbox_processes() -> list:
         if pid == os.getpid():
             continue
         exe = proc_exe(pid)
-        if not exe.startswith(tuple(roots)) or os.path.basename(exe) not in SANDBOX_EXES:
-            continue
-        if any(sdir in a for a in proc_cmdline(pid)) and pid_alive(pid):
-            found.append((pid, os.path.basename(exe)))
+        name = os.path.basename(exe)
+        if exe.startswith(tuple(roots)) and name in SANDBOX_EXES:
+            if any(sdir in a for a in proc_cmdline(pid)) and pid_alive(pid):
+                found.append((pid, name))
+        elif name.startswith("python") and is_lb_controller(proc_cmdline(pid), sdir) and pid_alive(pid):
+            found.append((pid, LB_PROCESS))
     return sorted(found)
 
 
@@ -468,6 +491,18 @@ class Api:
     def get(self, path: str, timeout: float = 10.0):
         return self.request("GET", path, timeout=timeout)
 
+    def watch(self, path: str, timeout: float):
+        """Yield the events of a watch request (``...?watch=1&...``), one dict per line, until the server
+        ends it (its ``timeoutSeconds``).  `timeout` bounds every read: give the server's time plus a margin.
+        Raises an API_ERRORS exception (an urllib.error.HTTPError for an HTTP error status) or ValueError
+        (a line that is no JSON)."""
+        req = urllib.request.Request(self.server + path, method="GET")
+        req.add_header("Accept", "application/json")
+        with urllib.request.urlopen(req, context=self.ctx, timeout=timeout) as r:
+            for line in r:
+                if line.strip():
+                    yield json.loads(line)
+
     def ok(self, path: str, timeout: float = 3.0) -> bool:
         try:
             return self.get(path, timeout=timeout)[0] == 200
@@ -479,11 +514,12 @@ class Api:
         status, payload = self.request("PATCH", "%s?fieldManager=%s&force=true" % (path, manager), obj,
                                        content_type="application/apply-patch+yaml")
         if status not in (200, 201):
-            raise SandboxError("apply %s failed: HTTP %d %s" % (path, status, _short(payload)))
+            raise SandboxError("apply %s failed: HTTP %d %s" % (path, status, short(payload)))
         return payload
 
 
-def _short(payload) -> str:
+def short(payload) -> str:
+    """The message of an API error answer (a Status), else its beginning."""
     if isinstance(payload, dict):
         return payload.get("message") or json.dumps(payload)[:300]
     return str(payload)[:300]

@@ -8,6 +8,11 @@ own working directory ``.sandbox/istiod/<cluster>/``; its ports are loopback onl
 and offset by 100 per cluster index (cluster1: 15010/15012/15014/15017/8080/9876,
 cluster2: 15110/15112/15114/15117/8180/9976, ...), plus MESHFED_SANDBOX_ISTIOD_PORT_OFFSET
 (default 0) for a second sandbox on the same machine.
+
+While it runs, a kwok ClusterPortForward sends pods/portforward to any Pod of istio-system
+(e.g. ``kubectl port-forward deploy/istiod 15010``, the istiod Pods that `istioctl install`
+created and kwok simulates) to these loopback ports, as a real cluster would reach istiod
+in its Pod: the Pod port is cluster1's port (15010, ...), the target this cluster's.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 
-from . import build, cluster, common, versions
+from . import build, cluster, common, rollout, versions
 from .common import SandboxError, log
 
 NAMESPACE = "istio-system"
@@ -58,6 +63,27 @@ def port_offset() -> int:
 def ports_for(index: int) -> dict:
     offset = port_offset()
     return {k: v + 100 * (index - 1) + offset for k, v in BASE_PORTS.items()}
+
+
+# the kwok ClusterPortForward (cluster-scoped) that sends port-forwards to istio-system's Pods to this istiod
+PORT_FORWARD = "meshfed-sandbox-istiod"
+PORT_FORWARD_API = "/apis/kwok.x-k8s.io/v1alpha1/clusterportforwards"
+
+
+def port_forward_object(ports: dict) -> dict:
+    """Every Pod of istio-system, port p of BASE_PORTS (istiod's ports in its Pod) -> 127.0.0.1:ports[p].
+
+    kwok selects by namespace and Pod name only (ObjectSelector: matchNamespaces, matchNames), not by
+    label, and istiod Pod names change with every rollout: so the whole namespace, these ports only."""
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterPortForward",
+        "metadata": {"name": PORT_FORWARD, "labels": {"app.kubernetes.io/managed-by": "meshfed-sandbox"}},
+        "spec": {
+            "selector": {"matchNamespaces": [NAMESPACE]},
+            "forwards": [{"ports": [BASE_PORTS[k]], "target": {"address": "127.0.0.1", "port": ports[k]}}
+                         for k in BASE_PORTS],
+        },
+    }
 
 
 def pilot_discovery() -> str:
@@ -131,7 +157,46 @@ class Istiod:
             common.terminate([pid], "istiod", timeout=15)
         if os.path.exists(self.pid_file):
             os.unlink(self.pid_file)
+        self.drop_port_forward()
         return bool(pid)
+
+    # ------------------------------------------------------------ pods/portforward to the istiod Pods
+
+    def ensure_port_forward(self) -> bool:
+        """Apply the ClusterPortForward to this istiod's ports; True when it was created or changed.
+        A cluster whose kwok does not serve it (created before the sandbox enabled it) is told, not failed."""
+        if not self.cluster.port_forward_served():
+            log("%s: kwok runs without PortForward resources (cluster created before the sandbox enabled "
+                "them): `kubectl port-forward` to istio-system's Pods will not reach this istiod; "
+                "`down` then `up` creates the cluster with them" % self.name)
+            return False
+        api = self.cluster.api()
+        want = port_forward_object(self.ports)
+        status, have = api.get("%s/%s" % (PORT_FORWARD_API, PORT_FORWARD))
+        if status == 200 and have.get("spec") == want["spec"]:
+            return False
+        if status not in (200, 404):
+            raise SandboxError("%s: reading ClusterPortForward %s failed: HTTP %d %s"
+                               % (self.name, PORT_FORWARD, status, have))
+        api.apply("%s/%s" % (PORT_FORWARD_API, PORT_FORWARD), want)
+        log("%s: port-forwards to istio-system's Pods reach this istiod (ClusterPortForward %s: %s)"
+            % (self.name, PORT_FORWARD, ", ".join("%d->%d" % (BASE_PORTS[k], self.ports[k]) for k in BASE_PORTS)))
+        return True
+
+    def drop_port_forward(self) -> None:
+        """Delete the ClusterPortForward, so that nothing forwards to these ports while another process
+        (e.g. another checkout's istiod) may hold them.  Quiet when the cluster does not run; a failure
+        is told, not raised (it must not stop `down`)."""
+        if self.cluster.state() != "running" or not self.cluster.api_ready():
+            return
+        try:
+            status, payload = self.cluster.api().request("DELETE", "%s/%s" % (PORT_FORWARD_API, PORT_FORWARD))
+        except common.API_ERRORS as e:
+            status, payload = 0, str(e)
+        if status == 200:
+            log("%s: deleted ClusterPortForward %s" % (self.name, PORT_FORWARD))
+        elif status != 404:
+            log("%s: deleting ClusterPortForward %s failed: HTTP %d %s" % (self.name, PORT_FORWARD, status, payload))
 
     def start(self) -> bool:
         """Start istiod unless it already runs; return True when it was started."""
@@ -147,6 +212,8 @@ class Istiod:
         common.check_ports_free({p: "%s istiod %s" % (self.name, k) for k, p in self.ports.items()})
         binary = pilot_discovery()
         api = self.cluster.api()
+        # the pod template this istiod stands for: a new one restarts it (rollout.py), as it would its Pod
+        template = rollout.read_digest(api)
         ensure_namespace(api)
         ensure_crds(self.cluster, api)
         os.makedirs(self.workdir, exist_ok=True)
@@ -194,6 +261,7 @@ class Istiod:
             if os.path.exists(self.pid_file):
                 os.unlink(self.pid_file)
             raise
+        rollout.record(self.workdir, template)
         log("%s: istiod ready (pid %d); debug: %s{clusterz,registryz,endpointShardz}"
             % (self.name, proc.pid, self.info()["debug_url"]))
         return True
@@ -338,6 +406,8 @@ def start(names=None, restart: bool = False) -> bool:
             for i in targets:
                 if i.start():
                     started.append(i)
+                # also for a running istiod: its cluster may have been recreated meanwhile
+                changed |= i.ensure_port_forward()
         except BaseException:
             for i in started:
                 i.stop()

@@ -94,6 +94,19 @@ def wanted_hosts(cluster, exports):
     return sorted(index_exports(exports))
 
 
+# Every `.global` endpoint speaks mTLS (a sidecar, or a gateway's AUTO_PASSTHROUGH port): without this
+# label istiod drops an endpoint of another network from its clients' endpoints, and a gateway's
+# SNI-DNAT cluster keeps only mTLS endpoints (pilot/pkg/xds/endpoints: EndpointsWithMTLSFilter).
+MTLS_LABEL = ("security.istio.io/tlsMode", "istio")
+
+
+def mtls_labels(labels):
+    """An endpoint's labels: the exported ones and the mTLS label."""
+    out = dict(labels or {})
+    out[MTLS_LABEL[0]] = MTLS_LABEL[1]
+    return out
+
+
 def global_entries(cluster, exports, vips, namespace="istio-system", via_egress=False):
     """The ServiceEntries (name, namespace, spec, labels) ``cluster`` needs.
 
@@ -109,9 +122,7 @@ def global_entries(cluster, exports, vips, namespace="istio-system", via_egress=
         for e in local:
             for labels in e.get("label_sets") or [{}]:
                 ep = {"address": "%s.%s.svc.cluster.local" % (e["name"], e["namespace"]),
-                      "ports": dict((p["name"], p["number"]) for p in ports)}
-                if labels:
-                    ep["labels"] = dict(labels)
+                      "ports": dict((p["name"], p["number"]) for p in ports), "labels": mtls_labels(labels)}
                 endpoints.append(ep)
         for e in sorted(remote, key=lambda x: x["cluster"]):
             if not e.get("gateway"):
@@ -123,11 +134,11 @@ def global_entries(cluster, exports, vips, namespace="istio-system", via_egress=
                     ep["network"] = "external"
                 elif e.get("network"):
                     ep["network"] = e["network"]
-                if labels:
-                    ep["labels"] = dict(labels)
+                ep["labels"] = mtls_labels(labels)
                 endpoints.append(ep)
         if via_egress and remote:
-            endpoints.insert(0, {"address": EGRESS_GATEWAY, "ports": dict((p["name"], GATEWAY_PORT) for p in ports)})
+            endpoints.insert(0, {"address": EGRESS_GATEWAY, "ports": dict((p["name"], GATEWAY_PORT) for p in ports),
+                                 "labels": mtls_labels({})})
         spec = {
             "hosts": [host],
             "location": "MESH_INTERNAL",

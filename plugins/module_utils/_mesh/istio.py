@@ -86,22 +86,23 @@ def deep_merge(base, overlay):
     return out
 
 
-def eastwest_gateway(network):
+def eastwest_gateway(network, service_type=None):
     """The east-west gateway component, as Istio's gen-eastwest-gateway.sh makes it,
-    but fully rendered (no injection template), so it needs no sidecar injector."""
+    but fully rendered (no injection template), so it needs no sidecar injector.
+    ``service_type``: its Service's type (default the chart's, LoadBalancer)."""
     labels = {"istio": "eastwestgateway", "app": EASTWEST_GATEWAY}
     env = [{"name": "ISTIO_META_ROUTER_MODE", "value": "sni-dnat"}]
     if network:
         labels["topology.istio.io/network"] = network
         env.append({"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": network})
+    service = {"ports": [{"name": n, "port": p, "targetPort": p} for n, p in EASTWEST_PORTS]}
+    if service_type:
+        service["type"] = service_type
     return {
         "name": EASTWEST_GATEWAY,
         "enabled": True,
         "label": labels,
-        "k8s": {
-            "env": env,
-            "service": {"ports": [{"name": n, "port": p, "targetPort": p} for n, p in EASTWEST_PORTS]},
-        },
+        "k8s": {"env": env, "service": service},
     }
 
 
@@ -130,7 +131,7 @@ def render_iop(p):
     if comps.get("ingress_gateway") is not None:
         ingress.append({"name": "istio-ingressgateway", "enabled": bool(comps["ingress_gateway"])})
     if comps.get("eastwest_gateway"):
-        ingress.append(eastwest_gateway(p.get("network")))
+        ingress.append(eastwest_gateway(p.get("network"), comps.get("eastwest_service_type")))
     if ingress:
         spec["components"]["ingressGateways"] = ingress
     if comps.get("egress_gateway") is not None:

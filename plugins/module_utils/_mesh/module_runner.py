@@ -40,6 +40,14 @@ def _cryptography():
 LIBRARIES["cryptography"] = _cryptography
 
 
+def _xds():
+    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import xds
+    return xds.HAS_XDS, xds.XDS_IMPORT_ERROR
+
+
+LIBRARIES["grpcio and xds-protos"] = _xds
+
+
 def run_module(argument_spec, runner, connection="params", name_option=None, libraries=("kubernetes",),
                run_commands=False, **module_kwargs):
     """Run ``runner`` as an Ansible module.

@@ -193,10 +193,15 @@ class Service(object):
                              field_manager=field_manager, force_conflicts=bool(force),
                              dry_run="All" if dry_run else None)
 
-    def create(self, obj):
+    def create(self, obj, dry_run=False):
+        """Create; the object as the server has (or, dry run, would have) it, admission
+        webhooks included."""
         res = self.resource(obj["apiVersion"], obj["kind"])
-        return self._request("creating " + obj_ref(obj), self.dynamic.create, res, body=obj,
-                             namespace=obj["metadata"].get("namespace") if res.namespaced else None)
+        meta = obj.get("metadata") or {}
+        what = "%screating %s" % ("dry-run " if dry_run else "", obj_ref(obj) if meta.get("name") else obj["kind"])
+        return self._request(what, self.dynamic.create, res, body=obj,
+                             namespace=meta.get("namespace") if res.namespaced else None,
+                             dry_run="All" if dry_run else None)
 
     def replace(self, obj):
         """Replace; ``obj`` carries the resourceVersion it was read at (a conflict, not a lost update)."""

@@ -264,6 +264,35 @@ def mesh_topology(hosts, hostvars, all_hosts=None):
     }
 
 
+def verify_clusters(hosts, hostvars, mode):
+    """The clusters as M(meshfed.istio.verify_mesh) takes them: each cluster of the play with
+    the clusters its istiod must discover under federate_clusters ``mode`` (their cluster
+    names), its control plane cluster (a remote cluster), the gateway address the inventory
+    gives, its revision (``install_istio_revision``), where its istiod answers
+    (``verify_mesh_istiod``: {xds, debug, http}) and how to reach its API."""
+    if mode not in MODES:
+        raise TopologyError("federate_clusters_mode %r is not one of %s" % (mode, ", ".join(MODES)))
+    topo = mesh_topology(hosts, hostvars)
+    names = dict((c["host"], c["cluster_name"]) for c in topo["clusters"])
+    out = []
+    for c in topo["clusters"]:
+        variables = _host_vars(hostvars, c["host"])
+        item = {
+            "name": c["cluster_name"], "host": c["host"], "network": c["network"], "role": c["role"],
+            "discovers": [names[h] for h in c["sources"][mode]],
+            "gateway_address": c["gateway_address"] or "",
+            "revision": _var(variables, "install_istio_revision", "") or "",
+            "context": c["context"] or None, "kubeconfig": c["kubeconfig"] or None,
+        }
+        if c["role"] == REMOTE:
+            item["control_plane"] = c["control_plane_cluster"]
+        istiod = _var(variables, "verify_mesh_istiod", None)
+        if istiod:
+            item["istiod"] = dict(istiod)
+        out.append(item)
+    return out
+
+
 def topology_errors(clusters):
     """Problems of a list of clusters, each a dict with host, mesh_id, cluster_name,
     network, context (and optionally kubeconfig), as ``cluster_vars`` makes them.

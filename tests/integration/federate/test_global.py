@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from playbook_runner import InventoryCopy, changed_tasks, failure_messages, playbook
-from sandbox_helpers import wait_for
+from sandbox_helpers import gateway_of, wait_for
 
 pytestmark = pytest.mark.sandbox
 NS = "bar"
@@ -154,15 +154,15 @@ def test_importer_entry_points_at_the_exporting_gateway(sandbox, exported):
     assert spec["location"] == "MESH_INTERNAL" and spec["resolution"] == "DNS"
     assert ipaddress.ip_address(spec["addresses"][0]) in ipaddress.ip_network("240.240.0.0/16")
     assert spec["ports"] == [{"name": "http", "number": 8000, "protocol": "HTTP"}]
-    assert spec["endpoints"] == [{"address": "127.0.0.12", "ports": {"http": 15443}, "network": "network2",
-                                  "labels": {"version": "v1"}}]
+    assert spec["endpoints"] == [{"address": gateway_of(sandbox, "cluster2"), "ports": {"http": 15443},
+                                  "network": "network2", "labels": {"security.istio.io/tlsMode": "istio", "version": "v1"}}]
     assert vips(sandbox, "cluster1")["httpbin.bar.global"] == spec["addresses"][0]
 
 
 def test_exporter_entry_points_at_the_local_service_and_gateway_accepts_global(sandbox, exported):
     spec = service_entry(sandbox, "cluster2", "global-httpbin-bar")["spec"]
     assert spec["endpoints"] == [{"address": "httpbin.bar.svc.cluster.local", "ports": {"http": 8000},
-                                  "labels": {"version": "v1"}}]
+                                  "labels": {"security.istio.io/tlsMode": "istio", "version": "v1"}}]
     gw = client.CustomObjectsApi(sandbox.api_client("cluster2")).get_namespaced_custom_object(
         "networking.istio.io", "v1", "istio-system", "gateways", "meshfed-global-gateway")
     assert gw["spec"]["servers"][0]["hosts"] == ["*.global"]
@@ -220,13 +220,15 @@ def test_via_egress_gateway_variant(sandbox, exported):
         assert rc2 == 0, raw2[-3000:]
     assert rc == 0, raw[-3000:]
     assert service_entry(sandbox, "cluster1", "global-httpbin-bar")["spec"]["endpoints"] == [
-        {"address": "istio-egressgateway.istio-system.svc.cluster.local", "ports": {"http": 15443}},
-        {"address": "127.0.0.12", "ports": {"http": 15443}, "network": "external", "labels": {"version": "v1"}}]
+        {"address": "istio-egressgateway.istio-system.svc.cluster.local", "ports": {"http": 15443},
+         "labels": {"security.istio.io/tlsMode": "istio"}},
+        {"address": gateway_of(sandbox, "cluster2"), "ports": {"http": 15443}, "network": "external",
+         "labels": {"security.istio.io/tlsMode": "istio", "version": "v1"}}]
     assert service_entry(sandbox, "cluster2", "global-httpbin-bar")["spec"] == exporter
     rc, data, raw = playbook("federate_clusters.yml", inventory=exported.write_exports(EXPORT_HTTPBIN))
     assert rc == 0, raw[-3000:]
     assert [e["address"] for e in service_entry(sandbox, "cluster1", "global-httpbin-bar")["spec"]["endpoints"]] \
-        == ["127.0.0.12"]
+        == [gateway_of(sandbox, "cluster2")]
 
 
 def test_conflicting_ports_refused_before_any_change(sandbox, exported):
@@ -288,13 +290,15 @@ def test_versioned_subsets_and_weighted_routes_across_clusters(sandbox, exported
     path = exported.write_exports(HELLO, federate_clusters_global_routes=ROUTES)
     rc, data, raw = playbook("federate_clusters.yml", inventory=path)
     assert rc == 0, raw[-3000:]
-    for cluster, local, remote, gateway, network in (("cluster1", "v1", "v2", "127.0.0.12", "network2"),
-                                                     ("cluster2", "v2", "v1", "127.0.0.11", "network1")):
+    for cluster, local, remote, gateway, network in (("cluster1", "v1", "v2", gateway_of(sandbox, "cluster2"), "network2"),
+                                                     ("cluster2", "v2", "v1", gateway_of(sandbox, "cluster1"), "network1")):
         se = service_entry(sandbox, cluster, "global-helloworld-bar")["spec"]
         # the local version through the local Service, the other one through the other cluster's gateway
         assert se["endpoints"] == [
-            {"address": "helloworld.bar.svc.cluster.local", "ports": {"http": 5000}, "labels": {"version": local}},
-            {"address": gateway, "ports": {"http": 15443}, "network": network, "labels": {"version": remote}}]
+            {"address": "helloworld.bar.svc.cluster.local", "ports": {"http": 5000},
+             "labels": {"security.istio.io/tlsMode": "istio", "version": local}},
+            {"address": gateway, "ports": {"http": 15443}, "network": network,
+             "labels": {"security.istio.io/tlsMode": "istio", "version": remote}}]
         dr = service_entry(sandbox, cluster, "global-helloworld-bar", "destinationrules")["spec"]
         assert dr["subsets"] == [{"name": "v1", "labels": {"version": "v1"}},
                                  {"name": "v2", "labels": {"version": "v2"}}]

@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.server
 import os
+import threading
 import time
 import uuid
 
@@ -123,3 +126,64 @@ def wait_quiet(api_clients: dict, quiet: float = 5.0, timeout: float = 180.0) ->
         last.update(now)
         return not changes
     wait_for(settled, timeout=timeout, interval=0, what="the clusters to settle (no object changing for %gs)" % quiet)
+
+
+def eastwest_address(api_client) -> str:
+    """The address of a cluster's east-west gateway Service, as the sandbox's LoadBalancer
+    controller gave it ('' when it has none, e.g. a NodePort gateway)."""
+    from kubernetes import client
+
+    svc = client.CoreV1Api(api_client).read_namespaced_service("istio-eastwestgateway", "istio-system")
+    ingress = (svc.status.load_balancer.ingress if svc.status and svc.status.load_balancer else None) or []
+    return ingress[0].ip if ingress else ""
+
+
+def gateway_of(sandbox, cluster: str) -> str:
+    """The east-west gateway address the sandbox inventory's mesh uses for ``cluster``:
+    cluster1's is given (mesh_gateway_address 127.0.0.11, a NodePort gateway), the others'
+    come from their LoadBalancer Service."""
+    if cluster == "cluster1":
+        return "127.0.0.11"
+    address = eastwest_address(sandbox.api_client(cluster))
+    assert address, "%s's east-west gateway Service has no LoadBalancer address" % cluster
+    return address
+
+
+class _StandInHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: one connection serves several requests
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        server = self.server
+        with server.lock:
+            server.peers.add(self.client_address)
+        if self.path.startswith("/slow"):
+            time.sleep(1.0)
+        body = ("%s %s" % (server.token, self.path)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # quiet
+        pass
+
+
+@contextlib.contextmanager
+def stand_in_server(prefix: str = "web"):
+    """An HTTP server on 127.0.0.1:<ephemeral port> (``server.server_address[1]``) that answers every
+    GET with '<token> <path>' (``server.token``, unique), after a second for paths under /slow, and
+    records the client address of every connection it served (``server.peers``): what a port-forward
+    to a simulated Pod reaches when a kwok PortForward points the Pod's port at it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StandInHandler)
+    server.daemon_threads = True
+    server.token = unique(prefix)
+    server.peers = set()
+    server.lock = threading.Lock()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from sandbox_helpers import (api_server_pid, b64decode, condition_true, filled_token_secret, token_client, unique,
                              wait_for)
-from tools.sandbox import cli, cluster, common, istiod, svcproxy, versions
+from tools.sandbox import cli, cluster, common, istiod, lb, svcproxy, versions
 
 pytestmark = pytest.mark.sandbox
 
@@ -364,6 +364,7 @@ def test_down_leaves_no_listening_port_and_up_brings_the_clusters_back(sandbox):
     procs = common.sandbox_processes()
     ports = sorted({port for pid, _name in procs for _addr, port in common.listening_ports(pid)})
     assert ports, "no sandbox port listening before `down`"
+    assert (lb.running_pid(), common.LB_PROCESS) in procs  # the LoadBalancer controller is stopped too
     res = sandbox.run("down")
     assert "SANDBOX_CHANGED=true" in res.stdout.splitlines()
     assert common.sandbox_processes() == []
@@ -381,4 +382,5 @@ def test_down_leaves_no_listening_port_and_up_brings_the_clusters_back(sandbox):
     assert fresh.clusters == sandbox.clusters
     for name in fresh.clusters:
         _assert_cluster_ready(sandbox, name)
+    assert lb.running_pid() and lb.running_pid() not in ours
     _refresh(sandbox)

@@ -18,6 +18,7 @@ def export(cluster, name="httpbin", namespace="bar", ports=None, label_sets=None
 
 
 VIPS = {"httpbin.bar.global": "240.240.0.10", "helloworld.sample.global": "240.240.0.11"}
+MTLS = {"security.istio.io/tlsMode": "istio"}
 
 
 def test_importer_gets_gateway_endpoint_on_15443():
@@ -26,13 +27,15 @@ def test_importer_gets_gateway_endpoint_on_15443():
     assert se["spec"] == {
         "hosts": ["httpbin.bar.global"], "location": "MESH_INTERNAL", "resolution": "DNS",
         "addresses": ["240.240.0.10"], "ports": [{"name": "http", "number": 8000, "protocol": "HTTP"}],
-        "endpoints": [{"address": "gw-cluster2", "ports": {"http": 15443}, "network": "net-cluster2"}],
+        # the mTLS label: without it istiod drops an endpoint of another network for this cluster's clients
+        "endpoints": [{"address": "gw-cluster2", "ports": {"http": 15443}, "network": "net-cluster2", "labels": MTLS}],
     }
 
 
 def test_exporter_gets_local_service_endpoint():
     (se,) = fed.global_entries("cluster2", [export("cluster2")], VIPS)
-    assert se["spec"]["endpoints"] == [{"address": "httpbin.bar.svc.cluster.local", "ports": {"http": 8000}}]
+    # the mTLS label: without it the east-west gateway's SNI-DNAT cluster for the host has no endpoint
+    assert se["spec"]["endpoints"] == [{"address": "httpbin.bar.svc.cluster.local", "ports": {"http": 8000}, "labels": MTLS}]
 
 
 def test_versioned_subsets_from_two_clusters():
@@ -40,16 +43,16 @@ def test_versioned_subsets_from_two_clusters():
                export("cluster2", "helloworld", "sample", [{"name": "http", "port": 5000}], [{"version": "v2"}])]
     (se,) = fed.global_entries("cluster1", exports, VIPS)
     assert se["spec"]["endpoints"] == [
-        {"address": "helloworld.sample.svc.cluster.local", "ports": {"http": 5000}, "labels": {"version": "v1"}},
-        {"address": "gw-cluster2", "ports": {"http": 15443}, "network": "net-cluster2", "labels": {"version": "v2"}},
+        {"address": "helloworld.sample.svc.cluster.local", "ports": {"http": 5000}, "labels": dict(MTLS, version="v1")},
+        {"address": "gw-cluster2", "ports": {"http": 15443}, "network": "net-cluster2", "labels": dict(MTLS, version="v2")},
     ]
 
 
 def test_via_egress_gateway():
     (se,) = fed.global_entries("cluster1", [export("cluster2")], VIPS, via_egress=True)
     assert se["spec"]["endpoints"] == [
-        {"address": fed.EGRESS_GATEWAY, "ports": {"http": 15443}},
-        {"address": "gw-cluster2", "ports": {"http": 15443}, "network": "external"},
+        {"address": fed.EGRESS_GATEWAY, "ports": {"http": 15443}, "labels": MTLS},
+        {"address": "gw-cluster2", "ports": {"http": 15443}, "network": "external", "labels": MTLS},
     ]
 
 

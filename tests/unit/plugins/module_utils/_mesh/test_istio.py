@@ -86,6 +86,14 @@ def test_render_multicluster_identity_and_eastwest():
     assert "injectionTemplate" not in str(iop)
 
 
+def test_render_eastwest_service_type():
+    iop = istio.render_iop({"network": "n1", "components": {"eastwest_gateway": True, "eastwest_service_type": "NodePort"}})
+    (ew,) = iop["spec"]["components"]["ingressGateways"]
+    assert ew["k8s"]["service"]["type"] == "NodePort"
+    iop = istio.render_iop({"network": "n1", "components": {"eastwest_gateway": True}})
+    assert "type" not in iop["spec"]["components"]["ingressGateways"][0]["k8s"]["service"]
+
+
 def test_render_mesh_networks_as_the_charts_meshNetworks_value():
     nets = {"network2": {"endpoints": [{"fromRegistry": "cluster2"}], "gateways": [{"address": "192.0.2.2", "port": 15443}]}}
     iop = istio.render_iop({"network": "network1", "mesh_networks": {"networks": nets}})

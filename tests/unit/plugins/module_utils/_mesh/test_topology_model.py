@@ -160,6 +160,29 @@ def test_mesh_networks_lists_an_address_shared_by_two_clusters_of_one_network_on
     assert net["endpoints"] == [{"fromRegistry": "c1"}, {"fromRegistry": "c2"}]
 
 
+# verify_clusters: the clusters as verify_mesh takes them
+
+def test_verify_clusters_per_mode():
+    hv = {"h1": host("c1", mesh_gateway_address="192.0.2.1", install_istio_revision="1-31",
+                     verify_mesh_istiod={"xds": "127.0.0.1:15010"}),
+          "h2": host("c2"), "h3": host("c3", mesh_cluster_role="remote")}
+    mp = topo.verify_clusters(["h1", "h2", "h3"], hv, "multi_primary")
+    assert [c["discovers"] for c in mp] == [["c2", "c3"], ["c1", "c3"], ["c1", "c2"]]
+    assert mp[0] == {"name": "c1", "host": "h1", "network": "net-c1", "role": "primary", "discovers": ["c2", "c3"],
+                     "gateway_address": "192.0.2.1", "revision": "1-31", "context": "c1", "kubeconfig": "/k",
+                     "istiod": {"xds": "127.0.0.1:15010"}}
+    assert "istiod" not in mp[1] and mp[1]["gateway_address"] == "" and mp[1]["revision"] == ""
+    assert mp[2]["role"] == "remote" and mp[2]["control_plane"] == "c1"
+    pr = topo.verify_clusters(["h1", "h2", "h3"], hv, "primary_remote")
+    assert [c["discovers"] for c in pr] == [["c3"], ["c3"], []]
+    assert [c["discovers"] for c in topo.verify_clusters(["h1", "h2"], hv, "service_entry")] == [[], []]
+
+
+def test_verify_clusters_refuses_an_unknown_mode():
+    with pytest.raises(topo.TopologyError, match="federate_clusters_mode 'mesh' is not one of multi_primary"):
+        topo.verify_clusters(["h1"], {"h1": host("c1")}, "mesh")
+
+
 # istiod address
 
 def test_istiod_address_of_a_primary_is_mesh_istiod_address_else_its_gateway_fact():

@@ -1,0 +1,106 @@
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The sandbox's istiod follows its Deployment's pod template, as an istiod Pod would.
+
+On a real cluster, a change of Deployment istio-system/istiod's pod template (its creation by
+`istioctl install`, or install_istio's restart after new CA material) starts a new istiod Pod,
+which reads the `cacerts` Secret then.  The sandbox's istiod runs outside the cluster: its start
+records the template it stands for (a digest, in its working directory), and a watcher in the
+sandbox's controller process restarts it when the Deployment's template differs.  Only an
+istiod that runs is restarted; a deleted Deployment stops nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from . import common
+
+POLL_SECONDS = 2.0
+DEPLOYMENT = "/apis/apps/v1/namespaces/istio-system/deployments/istiod"
+
+
+def template_digest(deployment) -> str:
+    """A digest of a Deployment's pod template; '' for no Deployment."""
+    if not deployment:
+        return ""
+    template = (deployment.get("spec") or {}).get("template") or {}
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_digest(api: common.Api) -> str:
+    """The digest of the cluster's istiod Deployment now ('' when absent); raises on API errors."""
+    status, payload = api.get(DEPLOYMENT, timeout=10)
+    if status == 404:
+        return ""
+    if status != 200:
+        raise common.SandboxError("reading Deployment istio-system/istiod: HTTP %d %s" % (status, common.short(payload)))
+    return template_digest(payload)
+
+
+def digest_path(workdir: str) -> str:
+    return os.path.join(workdir, "template.sha256")
+
+
+def record(workdir: str, digest: str) -> None:
+    common.write_file_atomic(digest_path(workdir), digest + "\n", 0o644)
+
+
+def recorded(workdir: str):
+    """The digest the running istiod stands for; None when never recorded."""
+    try:
+        with open(digest_path(workdir)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def needs_restart(recorded_digest, current: str) -> bool:
+    """A new pod template (created or changed) means a new istiod; none (deleted) changes nothing."""
+    return bool(current) and recorded_digest is not None and recorded_digest != current
+
+
+class Watcher(threading.Thread):
+    """Polls one cluster's istiod Deployment and restarts that cluster's sandbox istiod on a new template."""
+
+    def __init__(self, name: str, say):
+        super().__init__(name="rollout-" + name, daemon=True)
+        self.name_ = name
+        self.say = say
+        self.halt = threading.Event()
+        self.failure = None
+
+    def run(self) -> None:
+        from . import cluster, istiod  # istiod imports build, which this module's users need not load early
+
+        while not self.halt.is_set():
+            try:
+                i = istiod.Istiod(self.name_)
+                if i.pid():
+                    current = read_digest(cluster.Cluster(self.name_).api())
+                    if needs_restart(recorded(i.workdir), current):
+                        self.say("%s: Deployment istio-system/istiod has a new pod template (%s, was %s): restarting "
+                                 "the sandbox's istiod, as its Pod would be replaced" % (
+                                     self.name_, current, recorded(i.workdir)))
+                        t0 = time.monotonic()
+                        # through the command line, which takes the sandbox's lock: the new istiod is then
+                        # no child of this long-lived process (nothing to reap here)
+                        res = subprocess.run([sys.executable, "-m", "tools.sandbox", "istiod", "--restart", "--cluster", self.name_],
+                                             cwd=common.REPO_ROOT, capture_output=True, text=True, check=False)
+                        if res.returncode != 0:
+                            raise common.SandboxError("`istiod --restart %s` failed (exit %d): %s" % (
+                                self.name_, res.returncode, (res.stdout + res.stderr)[-800:]))
+                        self.say("%s: istiod restarted in %.1fs" % (self.name_, time.monotonic() - t0))
+                self.failure = None
+            except Exception as e:  # pylint: disable=broad-except
+                msg = "%s: %s" % (type(e).__name__, e)
+                if msg != self.failure:
+                    self.say("%s: cannot follow the istiod Deployment (%s); trying again" % (self.name_, msg))
+                    self.failure = msg
+            self.halt.wait(POLL_SECONDS)
