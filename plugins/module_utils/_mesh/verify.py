@@ -86,7 +86,7 @@ def chains_to(cert_pem, roots_pem):
 # --- per cluster ------------------------------------------------------------------------------
 
 
-def cluster_checks(c, mesh_roots, now, warn_days):
+def cluster_checks(c, mesh_roots, now, warn_days, roots_missing=None):
     """API, istiod, webhook and trust checks of one cluster (its facts ``c``)."""
     name = c["name"]
     out = []
@@ -106,7 +106,7 @@ def cluster_checks(c, mesh_roots, now, warn_days):
     else:
         out.extend(istiod_checks(c))
     out.append(webhook_check(c))
-    out.extend(trust_checks(c, mesh_roots, now, warn_days))
+    out.extend(trust_checks(c, mesh_roots, now, warn_days, roots_missing))
     return out
 
 
@@ -134,15 +134,17 @@ def webhook_check(c):
                  details={k: v for k, v in w.items() if k not in ("status", "reason")})
 
 
-def trust_checks(c, mesh_roots, now, warn_days):
-    """istio-ca-root-cert equals the mesh root bundle; cacerts chains to it; days left."""
+def trust_checks(c, mesh_roots, now, warn_days, roots_missing=None):
+    """istio-ca-root-cert equals the mesh root bundle; cacerts chains to it; days left.
+    ``roots_missing``: the path of a root bundle that does not exist (yet)."""
     name = c["name"]
+    no_roots = ("the mesh root bundle %s does not exist (yet)" % roots_missing if roots_missing
+                else "no mesh root bundle was given (ca_dir)")
     out = []
     want = sorted(f["fingerprint"] for f in (cert_facts(p, now) for p in mesh_roots) if f)
     have_pems = c.get("root_cert_pems")
     if not want:
-        out.append(check("trust", "%s/trust/root-cert" % name, name, NOT_RUN,
-                         "not run: no mesh root bundle was given (ca_dir)", source=name))
+        out.append(check("trust", "%s/trust/root-cert" % name, name, NOT_RUN, "not run: %s" % no_roots, source=name))
     elif have_pems is None:
         out.append(check("trust", "%s/trust/root-cert" % name, name, FAIL,
                          "%s: ConfigMap istio-system/istio-ca-root-cert is missing (istiod has not written it)" % name,
@@ -173,8 +175,8 @@ def trust_checks(c, mesh_roots, now, warn_days):
         return out
     if not want:
         out.append(check("trust", "%s/trust/cacerts" % name, name, NOT_RUN,
-                         "not run: no mesh root bundle was given (ca_dir) to check %s's intermediate %s against" % (
-                             name, inter["subject"]), source=name))
+                         "not run: %s to check %s's intermediate %s against" % (no_roots, name, inter["subject"]),
+                         source=name))
     elif not chains_to(cacerts.get("ca-cert.pem") or "", mesh_roots):
         out.append(check("trust", "%s/trust/cacerts" % name, name, FAIL,
                          "%s: the intermediate in cacerts (%s) is not issued by the mesh's root: workloads of %s "
@@ -496,7 +498,7 @@ def evaluate(facts, now, warn_days=30):
         return {c["gateway_address"] for c in clusters if c.get("network") == network and c.get("gateway_address")}
 
     for c in clusters:
-        checks.extend(cluster_checks(c, mesh_roots, now, warn_days))
+        checks.extend(cluster_checks(c, mesh_roots, now, warn_days, facts.get("mesh_roots_missing")))
     for a in clusters:
         for dst in a.get("discovers") or []:
             b = by_name.get(dst)

@@ -295,8 +295,10 @@ def route_hosts(c, clusters):
 
 
 def read_roots(params):
+    """The mesh's root bundle; [] when none is given, or when the file does not exist yet (a check
+    run ahead of the CA's creation: the checks against it then say they were not run)."""
     path = params.get("root_cert")
-    if not path:
+    if not path or not os.path.exists(path):
         return []
     try:
         with open(path) as f:
@@ -408,8 +410,10 @@ def _gather(params, now, forwards):
             c["xds_error"] = "%s's istiod cannot be reached" % c["name"]
         c.pop("global_entries_raw", None)
         c.pop("virtual_services", None)
+    roots = read_roots(params)
+    missing = params.get("root_cert") if params.get("root_cert") and not roots else None
     return {"mesh_id": params.get("mesh_id"), "generated": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "mesh_roots": read_roots(params), "clusters": clusters, "vms": []}
+            "mesh_roots": roots, "mesh_roots_missing": missing, "clusters": clusters, "vms": []}
 
 
 def run(params, service, check_mode, diff):

@@ -63,7 +63,9 @@ def test_global_import_on_clusters_without_istio(fresh, tmp_path):
         metadata=client.V1ObjectMeta(name="a"),
         spec=client.V1ServiceSpec(selector={"app": "a"}, ports=[client.V1ServicePort(port=80, name="http")])))
     copy = InventoryCopy(tmp_path)
-    inv = copy.write(lambda group: group["hosts"]["cluster2"].update(mesh_exports=[{"namespace": ns}]))
+    # the gateway address given: without Istio, cluster2's east-west gateway has no LoadBalancer address to export at
+    inv = copy.write(lambda group: group["hosts"]["cluster2"].update(mesh_exports=[{"namespace": ns}],
+                                                                     mesh_gateway_address="127.0.0.12"))
     clients = {c: fresh.api_client(c) for c in fresh.clusters}
     try:
         before = {c: cluster_state(api) for c, api in clients.items()}

@@ -1033,3 +1033,11 @@ def test_global_gateway_endpoint_kept_without_the_mtls_label_fails():
     (svc, gw) = v.global_checks(c1, entry, c2, snap, c2["gateway_xds"], gateways_of)
     assert svc["status"] == v.FAIL
     assert "without mTLS: the ServiceEntry's endpoint has no label security.istio.io/tlsMode: istio" in svc["reason"]
+
+
+def test_trust_a_root_bundle_that_does_not_exist_yet_is_not_run():
+    c = {"name": "cluster1", "root_cert_pems": [pki()["root"]], "cacerts": {"ca-cert.pem": pki()["inter1"]}}
+    checks = v.trust_checks(c, [], NOW, 30, "/srv/ca/root-cert.pem")
+    want = [("cluster1/trust/root-cert", v.NOT_RUN), ("cluster1/trust/cacerts", v.NOT_RUN)]
+    assert [(x["id"], x["status"]) for x in checks][:2] == want
+    assert checks[0]["reason"] == "not run: the mesh root bundle /srv/ca/root-cert.pem does not exist (yet)"
