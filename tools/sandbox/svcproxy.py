@@ -441,15 +441,20 @@ class Relay:
 # ---------------------------------------------------------------- control (up, istiod, down, status)
 
 
-def pid() -> int:
-    """The pid of this sandbox's relay process, or 0."""
-    p = common.read_pid(pid_file())
-    if not common.pid_alive(p):
-        return 0
+def _is_relay(p: int) -> bool:
+    """Process `p` is this sandbox's relay: ``-m tools.sandbox.svcproxy --sandbox-dir <this sandbox>``."""
     args = common.proc_cmdline(p)
-    mine = (any(a == "-m" and b == MODULE for a, b in zip(args, args[1:]))
+    return (common.pid_alive(p) and any(a == "-m" and b == MODULE for a, b in zip(args, args[1:]))
             and any(a == "--sandbox-dir" and b == common.sandbox_dir() for a, b in zip(args, args[1:])))
-    return p if mine else 0
+
+
+def pid() -> int:
+    """The pid of this sandbox's relay process, or 0: the one its pid file names, else one found by its
+    command line (e.g. after the pid file was removed), so that `down` stops it all the same."""
+    p = common.read_pid(pid_file())
+    if p and _is_relay(p):
+        return p
+    return next((int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid() and _is_relay(int(e))), 0)
 
 
 def read_status() -> dict:

@@ -305,3 +305,17 @@ def test_status_lists_the_relays(installed):
     sp = data["svcproxy"]
     assert sp["pid"] == svcproxy.pid() and os.path.isfile(sp["log"])
     assert {r["cluster"] for r in sp["relays"]} == set(installed.clusters)
+
+
+def test_a_relay_whose_pid_file_is_gone_is_still_found(installed):
+    """`down` stops the relay by svcproxy.pid(): without its pid file it is found by its command line."""
+    running = svcproxy.pid()
+    assert running
+    with open(svcproxy.pid_file()) as f:
+        saved = f.read()
+    os.unlink(svcproxy.pid_file())
+    try:
+        assert svcproxy.pid() == running
+    finally:
+        with open(svcproxy.pid_file(), "w") as f:
+            f.write(saved)
