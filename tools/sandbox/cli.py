@@ -11,7 +11,7 @@ import shutil
 import sys
 import time
 
-from . import build, cluster, common, istiod, lb
+from . import build, cluster, common, istiod, lb, svcproxy
 from .common import SandboxError, log
 
 
@@ -20,6 +20,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_up(args) -> int:
+    svcproxy.ensure()  # first: it follows the clusters and their istiod Services as they come
     cluster.up(args.clusters, also=lb.ensure)
     if args.istiod:
         istiod.start()
@@ -30,6 +31,7 @@ def cmd_istiod(args) -> int:
     if args.stop:
         istiod.stop(args.cluster or None)
     else:
+        svcproxy.ensure()
         istiod.start(args.cluster or None, restart=args.restart)
     return 0
 
@@ -43,6 +45,7 @@ def down() -> None:
     with common.sandbox_lock():
         before = common.sandbox_processes()
         ports = sorted({port for pid, _name in before for _addr, port in common.listening_ports(pid)})
+        svcproxy.stop()
         istiod.stop_all()
         lb.stop()
         for name in cluster.existing_clusters():
@@ -127,6 +130,7 @@ def status_data() -> dict:
     return {"sandbox_dir": common.sandbox_dir(), "kubeconfig": common.kubeconfig_path()
             if os.path.exists(common.kubeconfig_path()) else None,
             "bin_dir": build.bin_dir(), "clusters": clusters, "istiods": istiods, "lb_controller": lb_controller,
+            "svcproxy": svcproxy.status_data(),
             "processes": [{"pid": p, "name": n, "rss_kib": common.proc_rss_kib(p)} for p, n in procs]}
 
 
@@ -151,6 +155,13 @@ def cmd_status(args) -> int:
             name, state, i["pid"] or "-",
             " ".join("%s=%d" % kv for kv in i["ports"].items()), i["log"]))
     _print_lb(data["lb_controller"], data["clusters"])
+    sp = data["svcproxy"]
+    print("svcproxy: %s  log %s" % ("pid %d, lo label %s" % (sp["pid"], sp["label"]) if sp["pid"] else "stopped", sp["log"]))
+    for r in sp["relays"]:
+        print("    %s %s %s:%d -> 127.0.0.1:%d (%d connections)" % (
+            r["cluster"], r["service"], r["address"], r["port"], r["istiod_port"], r["connections"]))
+    for p in sp["problems"]:
+        print("    problem: %s" % p)
     total = sum(p["rss_kib"] for p in data["processes"])
     print("processes:   %d, RSS %.0f MiB" % (len(data["processes"]), total / 1024))
     return 0

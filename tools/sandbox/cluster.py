@@ -69,6 +69,13 @@ CREATE_PORTS_TIMEOUT = 30.0
 MAX_STARTS = 3
 
 
+def service_cidr(index: int) -> str:
+    """Service ClusterIP range of cluster `index`: distinct per cluster (10.101.128.0/17, 10.102.128.0/17, ...),
+    so that the svcproxy relay can bind every cluster's istiod ClusterIPs on one lo; beside, not over,
+    the pod CIDR 10.(100+index).0.0/24."""
+    return "10.%d.128.0/17" % (100 + index)
+
+
 # ---------------------------------------------------------------- kwokctl
 
 
@@ -332,6 +339,7 @@ class Cluster:
     def create(self) -> None:
         log("%s: creating (kwokctl, binary runtime, 127.0.0.1)" % self.name)
         kwokctl(["create", "cluster", "--name", self.name, "--runtime", "binary",
+                 "--extra-args", "kube-apiserver=service-cluster-ip-range=%s" % service_cidr(self.index),
                  "--kubeconfig", _kwokctl_kubeconfig(), "--timeout", "%ds" % int(API_TIMEOUT + 60)],
                 self.kwokctl_log, timeout=API_TIMEOUT + 90)
 
@@ -644,10 +652,21 @@ class Cluster:
             "key": common.b64file(self.path("pki", "admin.key")),
         }
 
+    def service_cidr(self) -> str:
+        """The ClusterIP range kwokctl gives its kube-apiserver (its saved kwok.yaml); Kubernetes' default
+        10.0.0.0/24 for a cluster created before the sandbox gave each cluster its own."""
+        try:
+            with open(self.path("kwok.yaml")) as f:
+                found = re.findall(r"--service-cluster-ip-range=([0-9./]+)", f.read())
+        except OSError:
+            found = []
+        return found[-1] if found else "10.0.0.0/24"
+
     def info(self) -> dict:
         pids = self.pids()
         d = {"name": self.name, "index": self.index, "state": self.state(), "workdir": self.workdir,
-             "logs": self.path("logs"), "pids": pids, "gateway_address": common.gateway_address(self.index)}
+             "logs": self.path("logs"), "pids": pids, "gateway_address": common.gateway_address(self.index),
+             "service_cidr": self.service_cidr()}
         with contextlib.suppress(SandboxError):
             d["api_server"] = self.server()
         return d

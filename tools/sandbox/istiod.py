@@ -6,7 +6,8 @@ kwok clusters run no containers, so istiod runs as a local process against its
 cluster's API server.  Everything it would read from files in a Pod lives in its
 own working directory ``.sandbox/istiod/<cluster>/``; its ports are loopback only
 and offset by 100 per cluster index (cluster1: 15010/15012/15014/15017/8080/9876,
-cluster2: 15110/15112/15114/15117/8180/9976, ...).
+cluster2: 15110/15112/15114/15117/8180/9976, ...), plus MESHFED_SANDBOX_ISTIOD_PORT_OFFSET
+(default 0) for a second sandbox on the same machine.
 
 While it runs, a kwok ClusterPortForward sends pods/portforward to any Pod of istio-system
 (e.g. ``kubectl port-forward deploy/istiod 15010``, the istiod Pods that `istioctl install`
@@ -41,8 +42,27 @@ BASE_PORTS = {
 }
 
 
+PORT_OFFSET_VAR = "MESHFED_SANDBOX_ISTIOD_PORT_OFFSET"
+
+
+def port_offset() -> int:
+    """MESHFED_SANDBOX_ISTIOD_PORT_OFFSET (default 0), added to every istiod port: a second checkout's
+    sandbox on the same machine runs its istiods with e.g. 5000 (ports 20010, 20012, ...)."""
+    raw = os.environ.get(PORT_OFFSET_VAR, "").strip() or "0"
+    try:
+        offset = int(raw)
+    except ValueError:
+        raise SandboxError("%s=%r is not an integer" % (PORT_OFFSET_VAR, raw)) from None
+    highest = max(BASE_PORTS.values()) + 100 * 8  # cluster9
+    if offset < 0 or highest + offset > 65535:
+        raise SandboxError("%s=%d is out of range: the ports must stay within 1..65535 (0 <= offset <= %d)"
+                           % (PORT_OFFSET_VAR, offset, 65535 - highest))
+    return offset
+
+
 def ports_for(index: int) -> dict:
-    return {k: v + 100 * (index - 1) for k, v in BASE_PORTS.items()}
+    offset = port_offset()
+    return {k: v + 100 * (index - 1) + offset for k, v in BASE_PORTS.items()}
 
 
 # the kwok ClusterPortForward (cluster-scoped) that sends port-forwards to istio-system's Pods to this istiod

@@ -44,6 +44,11 @@ def purge_cluster2(path):
 def remote(sandbox_istiod, tmp_path_factory):
     inv = InventoryCopy(tmp_path_factory.mktemp("primary_remote"))
     path = inv.write(primary_remote)
+    # a remote runs no istiod: stop the sandbox's out-of-cluster one of cluster2 too.  Kept, it would
+    # switch the remote's validation webhook to failurePolicy Fail (it found its webhook reachable through
+    # the sandbox's ClusterIP relay while cluster2 was a primary, and keeps that for its lifetime), and
+    # the remote's selector-less Service istiod, which that webhook calls, reaches no istiod here
+    sandbox_istiod.run("istiod", "--stop", "--cluster", "cluster2")
     try:
         purge_cluster2(path)  # cluster2 was a primary in the tests before
         rc, install, raw = playbook("install_istio.yml", inventory=path)
@@ -55,6 +60,7 @@ def remote(sandbox_istiod, tmp_path_factory):
         purge_cluster2(path)
     finally:
         inv.remove()
+        sandbox_istiod.run("istiod", "--cluster", "cluster2")
     for name in ("install_istio.yml", "federate_clusters.yml"):
         rc, data, raw = playbook(name)
         assert rc == 0, raw[-4000:]

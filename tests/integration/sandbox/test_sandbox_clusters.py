@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from sandbox_helpers import (api_server_pid, b64decode, condition_true, filled_token_secret, token_client, unique,
                              wait_for)
-from tools.sandbox import cli, cluster, common, istiod, lb, versions
+from tools.sandbox import cli, cluster, common, istiod, lb, svcproxy, versions
 
 pytestmark = pytest.mark.sandbox
 
@@ -334,11 +334,33 @@ def test_one_up_recreates_a_half_deleted_cluster(sandbox):
     _assert_cluster_ready(sandbox, name)
     again, dummy = _up(sandbox)
     assert "SANDBOX_CHANGED=false" in again.splitlines()
+    if istiod.Istiod(name).pid():
+        # an istiod left running by an earlier session still watches the deleted cluster (its kubeconfig
+        # names the old CA): the later istiod tests of this session need one that watches the new cluster
+        sandbox.run("istiod", "--restart", "--cluster", name)
+
+
+def _relayed_address(sandbox) -> str:
+    """A Service like istiod's in cluster1 (selector app=istiod), once the relay holds its ClusterIP on lo."""
+    core = client.CoreV1Api(sandbox.api_client(sandbox.clusters[0]))
+    try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="istio-system")))
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    svc = core.create_namespaced_service("istio-system", client.V1Service(
+        metadata=client.V1ObjectMeta(name=unique("istiod-sbtest")),
+        spec=client.V1ServiceSpec(selector={"app": "istiod"}, ports=[client.V1ServicePort(port=443, target_port=15017)])))
+    label = svcproxy.address_label(common.sandbox_dir())
+    wait_for(lambda: svc.spec.cluster_ip in svcproxy.own_addresses(label), 30,
+             what="the relay to add %s to lo" % svc.spec.cluster_ip)
+    return svc.spec.cluster_ip
 
 
 def test_down_leaves_no_listening_port_and_up_brings_the_clusters_back(sandbox):
     if any(istiod.Istiod(n).pid() for n in istiod.known()):
         pytest.skip("istiods run in this sandbox; `down` would stop them under later tests")
+    relayed = _relayed_address(sandbox) if not svcproxy.why_not_possible() else None
     procs = common.sandbox_processes()
     ports = sorted({port for pid, _name in procs for _addr, port in common.listening_ports(pid)})
     assert ports, "no sandbox port listening before `down`"
@@ -346,6 +368,11 @@ def test_down_leaves_no_listening_port_and_up_brings_the_clusters_back(sandbox):
     res = sandbox.run("down")
     assert "SANDBOX_CHANGED=true" in res.stdout.splitlines()
     assert common.sandbox_processes() == []
+    if relayed:
+        # the relay is gone and so are its lo addresses (and only they: their label is this sandbox's)
+        assert svcproxy.pid() == 0
+        assert svcproxy.own_addresses(svcproxy.address_label(common.sandbox_dir())) == []
+        assert not svcproxy.holder(relayed)
     ours = {pid for pid, _name in procs}
     assert [p for p in ports if common.port_listening(p) and not cli._taken_over(p, ours)] == []
     out, took = _up(sandbox)

@@ -31,8 +31,9 @@ def test_port_forward_object_maps_pod_ports_to_the_clusters_ports():
     assert obj["kind"] == "ClusterPortForward" and obj["metadata"]["name"] == istiod.PORT_FORWARD
     assert obj["spec"]["selector"] == {"matchNamespaces": ["istio-system"]}
     got = {f["ports"][0]: (f["target"]["address"], f["target"]["port"]) for f in obj["spec"]["forwards"]}
-    assert got == {15010: ("127.0.0.1", 15110), 15012: ("127.0.0.1", 15112), 15014: ("127.0.0.1", 15114),
-                   15017: ("127.0.0.1", 15117), 8080: ("127.0.0.1", 8180), 9876: ("127.0.0.1", 9976)}
+    o = istiod.port_offset()  # MESHFED_SANDBOX_ISTIOD_PORT_OFFSET, 0 unless a second sandbox runs here
+    assert got == {15010: ("127.0.0.1", 15110 + o), 15012: ("127.0.0.1", 15112 + o), 15014: ("127.0.0.1", 15114 + o),
+                   15017: ("127.0.0.1", 15117 + o), 8080: ("127.0.0.1", 8180 + o), 9876: ("127.0.0.1", 9976 + o)}
     assert all(len(f["ports"]) == 1 for f in obj["spec"]["forwards"])
 
 

@@ -36,9 +36,10 @@ def test_a_new_pod_template_restarts_that_clusters_istiod_only(sandbox_istiod):
     raw = apps.read_namespaced_deployment("istiod", "istio-system", _preload_content=False)
     new = rollout.template_digest(json.loads(raw.data))  # the API's JSON, as the sandbox reads it
     assert new and new != old
-    wait_for(lambda: one.pid() not in (0, before["cluster1"]) and one.ready(), timeout=60,
-             what="cluster1's istiod to be restarted for its new pod template")
-    assert rollout.recorded(one.workdir) == new
+    # `istiod --restart` records the template once it has seen the new istiod ready (polling every 0.5 s,
+    # as this wait does): wait for the record too, not only for a ready istiod
+    wait_for(lambda: one.pid() not in (0, before["cluster1"]) and one.ready() and rollout.recorded(one.workdir) == new,
+             timeout=60, what="cluster1's istiod to be restarted for its new pod template")
     assert two.pid() == before["cluster2"]
     with open(os.path.join(common.sandbox_dir(), "lb", "lb-controller.log")) as f:
         log = f.read()
