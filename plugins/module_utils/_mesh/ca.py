@@ -492,3 +492,14 @@ def describe(relpath, data):
         return "<unparseable, %d bytes>" % len(data)
     return ["%s serial=%s not_after=%s sha256=%s" % (s["subject"], s["serial"], s["not_after"], s["fingerprint_sha256"])
             for s in (summary(c) for c in certs)]
+
+
+def identity(pem, what="the certificate"):
+    """What a workload certificate says about whom it is for (the first of a PEM chain):
+    its URI SANs (the SPIFFE identity), subject, issuer, validity and serial."""
+    data = pem.encode("utf-8") if isinstance(pem, str) else pem
+    cert = load_cert(data, what)
+    san = _ext(cert, x509.SubjectAlternativeName)
+    out = summary(cert)
+    out["uris"] = list(san.get_values_for_type(x509.UniformResourceIdentifier)) if san is not None else []
+    return out

@@ -65,6 +65,18 @@ def _servers_check(fail, spec):
             fail("spec.servers[%d].hosts must be a non-empty list of strings, got %r" % (i, hosts))
 
 
+def _service_check(fail, spec):
+    ports = spec.get("ports")
+    if not isinstance(ports, list) or not ports:
+        fail("spec.ports is missing or empty; a Service needs at least one port")
+    for i, port in enumerate(ports):
+        number = port.get("port") if isinstance(port, dict) else None
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
+            fail("spec.ports[%d].port must be a port number (1-65535), got %r" % (i, number))
+    if spec.get("selector") is not None:
+        _string_map(fail, "spec.selector", spec["selector"])
+
+
 def _data_check(fail, data):
     _string_map(fail, "data", data)
 
@@ -75,6 +87,8 @@ KINDS = {
     "VirtualService": Kind(API_VERSION, check=_hosts_check("hosts", True)),
     "Gateway": Kind(API_VERSION, check=_servers_check),
     "ConfigMap": Kind("v1", content="data", check=_data_check, write="replace"),
+    # onboard_vm's Services selecting VM workloads (server-side apply: our selector and ports only)
+    "Service": Kind("v1", check=_service_check),
 }
 for _name, _kind in KINDS.items():
     _kind.check.kind = _name
