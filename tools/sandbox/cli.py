@@ -81,8 +81,9 @@ def down() -> None:
         st.pop("lb_controller", None)
         common.save_state(st)
         _check_nothing_left(ports, {pid for pid, _name in before})
-        log("down: stopped %d process(es) in %.1fs; no sandbox process left, ports %s closed"
-            % (len(before), time.monotonic() - t0, ",".join(map(str, ports)) or "-"))
+        log("down: stopped %d process(es)%s in %.1fs; no sandbox process left, ports %s closed"
+            % (len(before), " and removed VM(s) %s" % ", ".join(vms) if vms else "", time.monotonic() - t0,
+               ",".join(map(str, ports)) or "-"))
     print("SANDBOX_CHANGED=%s" % ("true" if before or vms else "false"), flush=True)
 
 

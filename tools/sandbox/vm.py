@@ -238,6 +238,7 @@ def ensure_root() -> str:
         if _root_complete(final):
             return final
         # build beside the final place, rename when complete: an interrupted build leaves nothing behind
+        t0 = time.monotonic()
         tmp = tempfile.mkdtemp(prefix=".tmp-vmroot-", dir=base)
         try:
             target = os.path.join(tmp, "root")
@@ -250,7 +251,7 @@ def ensure_root() -> str:
             os.rename(target, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        log("vm: Debian root built in %.0fs: %s (debootstrap time %.0fs)" % (secs, final, secs))
+        log("vm: Debian root built in %.0fs (debootstrap %.0fs): %s" % (time.monotonic() - t0, secs, final))
     return final
 
 
@@ -435,12 +436,15 @@ class Vm:
 
     # ---- boot, stop
 
-    def boot(self) -> int:
-        """Start the container in the background; return the nspawn pid."""
-        busy = common.port_holders(self.port) or (not common.port_free(self.port))
-        if busy:
+    def check_port(self) -> None:
+        """Fail naming the holder when this (stopped) VM's SSH port is taken."""
+        if common.port_holders(self.port) or not common.port_free(self.port):
             raise SandboxError("vm: %s: its SSH port 127.0.0.1:%d is in use by %s (another sandbox? set "
                                "MESHFED_SANDBOX_VM_PORT_OFFSET)" % (self.name, self.port, common.port_owner(self.port)))
+
+    def boot(self) -> int:
+        """Start the container in the background; return the nspawn pid."""
+        self.check_port()
         ensure_nspawn_propagation_dir()
         self.configure()
         with open(self.log_file, "a") as lf:
@@ -571,6 +575,8 @@ def ensure(n: int) -> bool:
         ensure_key()
         for i in range(1, n + 1):
             v = Vm(vm_name(i))
+            if not v.pid():
+                v.check_port()  # before copying the root
             v.create_root()
             if v.pid():
                 state = v.wait_ready()
