@@ -10,6 +10,7 @@ No cluster is needed (`up --clusters 0 --vms 1`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -24,15 +25,15 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.p
 pytestmark = [pytest.mark.sandbox, pytest.mark.vm]
 
 
-def _say(config, msg: str) -> None:
-    """A line on the terminal even when output is captured: the cold costs stay visible."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
+def _visible(config):
+    """Output that reaches the terminal even when pytest captures it: the cold costs stay visible."""
     capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter and capture:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line("[vm test] " + msg)
-    else:
-        print("[vm test] " + msg)
+    return capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+
+
+def _say(config, msg: str) -> None:
+    with _visible(config):
+        print("\n[vm test] " + msg, flush=True)
 
 
 def _free_offset() -> int:
@@ -78,7 +79,8 @@ def vms(tmp_path_factory, pytestconfig):
         mp.setenv("MESHFED_SANDBOX_VM_PORT_OFFSET", str(offset))
         cached = os.path.isdir(vm.root_cache_dir())
         t0 = time.monotonic()
-        root = vm.ensure_root()
+        with _visible(pytestconfig):  # debootstrap's progress (about a minute, cold)
+            root = vm.ensure_root()
         _say(pytestconfig, "Debian root %s: %s" % (
             root, "cached" if cached else "built by debootstrap in %.0fs" % (time.monotonic() - t0)))
         box = VmSandbox(sdir, offset, pytestconfig)
