@@ -22,12 +22,16 @@ def cmd_build(args) -> int:
 def cmd_up(args) -> int:
     if args.clusters == 0 and (args.istiod or not args.vms):
         raise SandboxError("--clusters 0 starts no cluster: give --vms N (and no --istiod)")
+    changed = False
     if args.clusters:
         svcproxy.ensure()  # first: it follows the clusters and their istiod Services as they come
-        cluster.up(args.clusters, also=lb.ensure)
+        changed = cluster.up(args.clusters, also=lb.ensure)
     if args.istiod:
-        istiod.start()
-    vm.ensure(args.vms)
+        changed |= istiod.start()
+    if args.vms:
+        changed |= vm.ensure(args.vms)
+        # the last line covers everything `up` did (clusters and istiods printed their own before)
+        print("SANDBOX_CHANGED=%s" % ("true" if changed else "false"), flush=True)
     return 0
 
 
@@ -35,10 +39,12 @@ def cmd_vm(args) -> int:
     """Start vm1..N (idempotent), or restart or stop one VM."""
     if args.restart:
         vm.restart(args.restart)
+        changed = True
     elif args.stop:
-        vm.stop(args.stop)
+        changed = vm.stop(args.stop)
     else:
-        vm.ensure(args.vms)
+        changed = vm.ensure(args.vms)
+    print("SANDBOX_CHANGED=%s" % ("true" if changed else "false"), flush=True)
     return 0
 
 

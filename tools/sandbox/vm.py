@@ -604,6 +604,8 @@ def restart(name: str) -> None:
 
 def stop(name: str) -> bool:
     v = Vm(name)
+    if not os.path.isdir(v.dir) and not v.pid():
+        raise SandboxError("vm: %s does not exist in this sandbox (`up --vms N` creates it)" % name)
     with _lock():
         return v.stop()
 

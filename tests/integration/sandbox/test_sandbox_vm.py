@@ -125,6 +125,7 @@ def test_a_second_up_leaves_the_running_vm_alone(vms):
     sshd = vms.ssh("cat /run/sshd.pid")
     out = vms.run("up", "--clusters", "0", "--vms", "1").stdout
     assert "vm1: already running (pid %d), left alone" % pid in out, out
+    assert out.rstrip().endswith("SANDBOX_CHANGED=false"), out
     assert vms.vm.pid() == pid
     assert vms.ssh("cat /run/sshd.pid") == sshd
 
