@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 export ANSIBLE_CONFIG := $(TOP)/ansible.cfg
 export PATH := $(VENV)/bin:$(PATH)
 export SANDBOX_CLUSTERS ?= 2
+export SANDBOX_VMS ?= 0
 
 .PHONY: help venv test sanity units lint integration sandbox-build sandbox-up sandbox-down sandbox-status sandbox-istiod demo clean
 
@@ -34,8 +35,8 @@ integration: venv ## integration tests against the sandbox clusters
 sandbox-build: ## build the sandbox binaries into the versioned cache (~/.cache/meshfed-sandbox)
 	@python3 -m tools.sandbox build
 
-sandbox-up: ## build what is missing, start $(SANDBOX_CLUSTERS) clusters; writes .sandbox/kubeconfig
-	@python3 -m tools.sandbox up --clusters $(SANDBOX_CLUSTERS)
+sandbox-up: ## build what is missing, start $(SANDBOX_CLUSTERS) clusters (and $(SANDBOX_VMS) VM hosts); writes .sandbox/kubeconfig
+	@python3 -m tools.sandbox up --clusters $(SANDBOX_CLUSTERS) --vms $(SANDBOX_VMS)
 
 sandbox-down: ## stop every sandbox process
 	@python3 -m tools.sandbox down

@@ -60,4 +60,17 @@ if ! command -v dot >/dev/null 2>&1; then
     echo "[venv] note: Graphviz's dot is not installed; verify_mesh writes the picture's DOT source only"
   fi
 fi
+# the sandbox's VM hosts (tools/sandbox/vm.py): a Debian root made by debootstrap, booted by systemd-nspawn
+missing_vm_pkgs=()
+command -v debootstrap >/dev/null 2>&1 || missing_vm_pkgs+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || missing_vm_pkgs+=(systemd-container)
+if [ ${#missing_vm_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[venv] installing ${missing_vm_pkgs[*]} (Debian packages) for the sandbox's VM hosts"
+    apt-get install -y -q --no-install-recommends "${missing_vm_pkgs[@]}" >/dev/null 2>&1 \
+      || echo "[venv] note: ${missing_vm_pkgs[*]} could not be installed (apt-get install failed); the sandbox cannot start VM hosts (up --vms)"
+  else
+    echo "[venv] note: ${missing_vm_pkgs[*]} not installed (needs root and apt-get); the sandbox cannot start VM hosts (up --vms)"
+  fi
+fi
 echo "[venv] ready: $venv ($("$venv/bin/ansible" --version | head -1))"

@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, meshfed.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Command line of the sandbox: build, up, down, status, istiod."""
+"""Command line of the sandbox: build, up, down, status, istiod, vm."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import shutil
 import sys
 import time
 
-from . import build, cluster, common, istiod, lb, svcproxy
+from . import build, cluster, common, istiod, lb, svcproxy, vm
 from .common import SandboxError, log
 
 
@@ -20,10 +20,31 @@ def cmd_build(args) -> int:
 
 
 def cmd_up(args) -> int:
-    svcproxy.ensure()  # first: it follows the clusters and their istiod Services as they come
-    cluster.up(args.clusters, also=lb.ensure)
+    if args.clusters == 0 and (args.istiod or not args.vms):
+        raise SandboxError("--clusters 0 starts no cluster: give --vms N (and no --istiod)")
+    changed = False
+    if args.clusters:
+        svcproxy.ensure()  # first: it follows the clusters and their istiod Services as they come
+        changed = cluster.up(args.clusters, also=lb.ensure)
     if args.istiod:
-        istiod.start()
+        changed |= istiod.start()
+    if args.vms:
+        changed |= vm.ensure(args.vms)
+        # the last line covers everything `up` did (clusters and istiods printed their own before)
+        print("SANDBOX_CHANGED=%s" % ("true" if changed else "false"), flush=True)
+    return 0
+
+
+def cmd_vm(args) -> int:
+    """Start vm1..N (idempotent), or restart or stop one VM."""
+    if args.restart:
+        vm.restart(args.restart)
+        changed = True
+    elif args.stop:
+        changed = vm.stop(args.stop)
+    else:
+        changed = vm.ensure(args.vms)
+    print("SANDBOX_CHANGED=%s" % ("true" if changed else "false"), flush=True)
     return 0
 
 
@@ -45,6 +66,7 @@ def down() -> None:
     with common.sandbox_lock():
         before = common.sandbox_processes()
         ports = sorted({port for pid, _name in before for _addr, port in common.listening_ports(pid)})
+        vms = vm.down()  # first: a VM's sshd is no sandbox process
         svcproxy.stop()
         istiod.stop_all()
         lb.stop()
@@ -65,9 +87,10 @@ def down() -> None:
         st.pop("lb_controller", None)
         common.save_state(st)
         _check_nothing_left(ports, {pid for pid, _name in before})
-        log("down: stopped %d process(es) in %.1fs; no sandbox process left, ports %s closed"
-            % (len(before), time.monotonic() - t0, ",".join(map(str, ports)) or "-"))
-    print("SANDBOX_CHANGED=%s" % ("true" if before else "false"), flush=True)
+        log("down: stopped %d process(es)%s in %.1fs; no sandbox process left, ports %s closed"
+            % (len(before), " and removed VM(s) %s" % ", ".join(vms) if vms else "", time.monotonic() - t0,
+               ",".join(map(str, ports)) or "-"))
+    print("SANDBOX_CHANGED=%s" % ("true" if before or vms else "false"), flush=True)
 
 
 def _taken_over(port: int, ours: set) -> bool:
@@ -130,7 +153,7 @@ def status_data() -> dict:
     return {"sandbox_dir": common.sandbox_dir(), "kubeconfig": common.kubeconfig_path()
             if os.path.exists(common.kubeconfig_path()) else None,
             "bin_dir": build.bin_dir(), "clusters": clusters, "istiods": istiods, "lb_controller": lb_controller,
-            "svcproxy": svcproxy.status_data(),
+            "svcproxy": svcproxy.status_data(), "vms": vm.status_data(),
             "processes": [{"pid": p, "name": n, "rss_kib": common.proc_rss_kib(p)} for p, n in procs]}
 
 
@@ -162,6 +185,8 @@ def cmd_status(args) -> int:
             r["cluster"], r["service"], r["address"], r["port"], r["istiod_port"], r["connections"]))
     for p in sp["problems"]:
         print("    problem: %s" % p)
+    for v in data["vms"]:
+        print("vm %s: %s  ssh %s  pid %s  log %s" % (v["name"], v["state"], v["ssh"], v["pid"] or "-", v["log"]))
     total = sum(p["rss_kib"] for p in data["processes"])
     print("processes:   %d, RSS %.0f MiB" % (len(data["processes"]), total / 1024))
     return 0
@@ -193,6 +218,9 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--clusters", type=int, default=int(os.environ.get("SANDBOX_CLUSTERS") or 2),
                    help="number of clusters (default: $SANDBOX_CLUSTERS or 2)")
     u.add_argument("--istiod", action="store_true", help="also start one istiod per cluster")
+    u.add_argument("--vms", type=int, default=_env_int("SANDBOX_VMS", 0),
+                   help="also start VM hosts vm1..N (Debian, systemd, sshd on 127.0.0.1:2222+; default: $SANDBOX_VMS or 0); "
+                        "with --clusters 0 only the VMs")
     u.set_defaults(func=cmd_up)
     d = sub.add_parser("down", help="stop and delete every sandbox cluster and istiod")
     d.set_defaults(func=cmd_down)
@@ -205,7 +233,19 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--restart", action="store_true", help="restart (re-reads Secret istio-system/cacerts)")
     g.add_argument("--stop", action="store_true", help="stop instead of start")
     i.set_defaults(func=cmd_istiod)
+    v = sub.add_parser("vm", help="start VM hosts vm1..N (idempotent), or restart or stop one")
+    v.add_argument("--vms", type=int, default=_env_int("SANDBOX_VMS", 1) or 1,
+                   help="how many to run (default: $SANDBOX_VMS or 1)")
+    g = v.add_mutually_exclusive_group()
+    g.add_argument("--restart", metavar="NAME", help="stop the VM and boot it again from the same root")
+    g.add_argument("--stop", metavar="NAME", help="stop the VM (its root is kept; `vm` boots it again)")
+    v.set_defaults(func=cmd_vm)
     return p
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = (os.environ.get(name) or "").strip()
+    return int(raw) if raw.isdigit() else default
 
 
 def main(argv=None) -> int:
