@@ -188,9 +188,10 @@ def test_bad_workload_groups_name_the_entry_and_field(group, fragment):
 
 
 def test_address_kind():
-    assert [reconcile.address_kind(a) for a in ("10.0.0.1", "::1", "vm.example.com", "unix:///s", "unix://@s",
-                                                 "1.2.3", "unix://", "unix://@", "", None, "a..b")] == \
-        ["ip", "ip", "dns", "unix", "unix", None, None, None, None, None, None]
+    addresses = ("10.0.0.1", "::1", "vm.example.com", "unix:///s", "unix://@s", "1.2.3", "unix://", "unix://@", "",
+                 None, "a..b")
+    kinds = ["ip", "ip", "dns", "unix", "unix", None, None, None, None, None, None]
+    assert [reconcile.address_kind(a) for a in addresses] == kinds
 
 
 @pytest.mark.parametrize("key, ok", [("app", True), ("app.kubernetes.io/name", True), ("a_b.c-d", True),
