@@ -317,3 +317,16 @@ def test_workload_entry_runner_updates_and_prunes_only_its_own():
     assert out["fields"] == {"bookinfo/details-vm-1": ["spec.address"]}
     assert out["diff"]["before"]["bookinfo/details-vm-1"]["spec"]["address"] == "10.10.0.11"
     assert ("WorkloadEntry", "bookinfo", "theirs") in svc.objects and svc.lists == 2
+
+
+def test_owned_objects_takes_the_workload_kinds_with_their_checks():
+    manifests = [{"apiVersion": "networking.istio.io/v1", "kind": "WorkloadGroup",
+                  "metadata": {"name": "reviews", "namespace": "bookinfo"}, "spec": wg()["spec"]},
+                 {"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
+                  "metadata": {"name": "vm1", "namespace": "bookinfo"}, "spec": {"address": "10.0.0.1"}}]
+    by_kind = reconcile_runner.manifests_by_kind(manifests)
+    assert sorted(by_kind) == ["WorkloadEntry", "WorkloadGroup"]
+    with pytest.raises(MeshError) as e:
+        reconcile.validate_entries([dict(by_kind["WorkloadEntry"][0], spec={"weight": 1})], OWNER,
+                                   kind="WorkloadEntry", field="objects")
+    assert "objects[0] (bookinfo/vm1): spec.address is required" in str(e.value)
