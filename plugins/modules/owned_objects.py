@@ -15,9 +15,10 @@ description:
     O(objects), with the same reconciler as M(meshfed.istio.service_entry) - one LIST per kind and namespace,
     a comparison of the fields this collection manages, one write per object that differs, and (with O(prune))
     deletion of the owner's objects that are no longer listed.
-  - Kinds - C(networking.istio.io/v1) C(Gateway), C(VirtualService), C(DestinationRule), C(ServiceEntry), and
-    C(v1) C(ConfigMap) and C(Service). Istio kinds and Services are written with server-side apply (a Service's
-    C(spec.ports) compares whole, so give each port's C(protocol)); ConfigMaps are replaced whole at the
+  - Kinds - C(networking.istio.io/v1) C(Gateway), C(VirtualService), C(DestinationRule), C(ServiceEntry),
+    C(WorkloadEntry), C(WorkloadGroup), and C(v1) C(ConfigMap) and C(Service). Istio kinds and Services are written
+    with server-side apply (a Service's C(spec.ports) compares whole, so give each port's C(protocol)); ConfigMaps
+    are replaced whole at the
     C(resourceVersion) read, so a concurrent writer fails instead of being overwritten.
   - Before anything is written, every object is checked (kind, names, hosts, labels), every namespace of an
     object to create must exist, and no object to create may already exist without the owner label; otherwise

@@ -13,10 +13,14 @@ marks one set (``meshfed-global``, ``install-istio``, a service_entry task's own
 ``validate_entries`` checks the wanted objects, ``desired_object`` makes their
 manifests, ``plan`` compares them with the owned live objects (only the fields we
 apply, read from managedFields) and says what to create, update and prune.
-reconcile_runner does the I/O.  Kinds: see KINDS.
+reconcile_runner does the I/O.  Kinds: see KINDS; each has a pure check of its content
+(``_workload_entry_check`` and ``_workload_group_check`` for the VM workload kinds).
 """
 
 from __future__ import annotations
+
+import ipaddress
+import re
 
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import names
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
@@ -81,12 +85,226 @@ def _data_check(fail, data):
     _string_map(fail, "data", data)
 
 
+# --- WorkloadEntry and WorkloadGroup (VM workloads) ----------------------------------
+# What Istio's CRDs (networking.istio.io/v1) and its validation accept, checked before
+# anything is written so that a refusal names the field instead of an API error.
+
+UINT32_MAX = 4294967295
+INT32_MAX = 2147483647
+PORT_NAME = re.compile(r"^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+HTTP_HEADER_NAME = re.compile(r"^[-_A-Za-z0-9]+$")
+DNS_NAME_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
+LABEL_KEY_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+WORKLOAD_KEYS = ("address", "ports", "labels", "network", "locality", "weight", "serviceAccount")
+PROBE_METHODS = ("httpGet", "tcpSocket", "exec", "grpc")
+PROBE_TIMINGS = ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _known_keys(fail, key, value, allowed):
+    """``value`` is a mapping whose keys are all in ``allowed``."""
+    if not isinstance(value, dict):
+        fail("%s must be a mapping, got %s" % (key, type(value).__name__))
+    unknown = sorted(str(k) for k in set(value) - set(allowed))
+    if unknown:
+        fail("%s: unknown key(s) %s; allowed: %s" % (key, ", ".join(unknown), ", ".join(allowed)))
+
+
+def _int_field(fail, key, value, low, high):
+    if not _is_int(value) or not low <= value <= high:
+        fail("%s must be an integer from %d to %d, got %s %r" % (key, low, high, type(value).__name__, value))
+
+
+def _string_field(fail, key, value, max_length=None):
+    if not isinstance(value, str):
+        fail("%s must be a string, got %s %r" % (key, type(value).__name__, value))
+    if max_length is not None and len(value) > max_length:
+        fail("%s is %d characters long; at most %d" % (key, len(value), max_length))
+
+
+def is_label_key(value):
+    """A Kubernetes label key: an optional DNS-1123 subdomain prefix and '/', then a name of at most
+    63 letters, digits, '-', '_' or '.' that starts and ends with a letter or digit."""
+    if not isinstance(value, str):
+        return False
+    prefix, slash, name = value.rpartition("/")
+    if slash and not names.is_dns1123_subdomain(prefix):
+        return False
+    return len(name) <= 63 and bool(LABEL_KEY_NAME.match(name))
+
+
+def _label_map(fail, key, value):
+    """Labels a proxy or selector sees: string values, valid label keys and values."""
+    labels = _string_map(fail, key, value)
+    for k, v in labels.items():
+        if not is_label_key(k):
+            fail("%s: key %r is not a valid label key" % (key, k))
+        if not names.is_label_value(v):
+            fail("%s.%s: %r is not a valid label value (at most 63 letters, digits, '-', '_' or '.', "
+                 "starting and ending with a letter or digit)" % (key, k, v))
+    return labels
+
+
+def is_dns_name(value):
+    """A host name: dot-separated labels of letters, digits and '-' (at most 63 each, 253 in all),
+    an optional final dot."""
+    if not isinstance(value, str) or not value or len(value.rstrip(".")) > 253:
+        return False
+    return all(len(part) <= 63 and DNS_NAME_LABEL.match(part) for part in value.rstrip(".").split("."))
+
+
+def address_kind(value):
+    """'ip', 'dns', 'unix' or None: what a WorkloadEntry address is."""
+    if not isinstance(value, str) or not value:
+        return None
+    if value.startswith("unix://"):
+        path = value[len("unix://"):]
+        return "unix" if path[:1] in ("/", "@") and len(path) > 1 and not path.endswith("/") else None
+    try:
+        ipaddress.ip_address(value)
+        return "ip"
+    except ValueError:
+        pass
+    # an all-numeric dotted name is a mistyped IPv4 address, not a host name
+    if is_dns_name(value) and not all(p.isdigit() for p in value.rstrip(".").split(".")):
+        return "dns"
+    return None
+
+
+def _ports_map(fail, key, ports):
+    if not isinstance(ports, dict):
+        fail("%s must be a mapping of port name to port number, got %s" % (key, type(ports).__name__))
+    for name, number in ports.items():
+        if not isinstance(name, str) or len(name) >= 63 or not PORT_NAME.match(name):
+            fail("%s: port name %r is not valid (letters, digits and '-', starting and ending with a letter "
+                 "or digit, shorter than 63 characters)" % (key, name))
+        _int_field(fail, "%s.%s" % (key, name), number, 1, 65535)
+
+
+def _locality(fail, key, value):
+    _string_field(fail, key, value, 2048)
+    parts = value.split("/")
+    if value and (len(parts) > 3 or not all(parts)):
+        fail("%s %r is not region[/zone[/subzone]]" % (key, value))
+
+
+def _workload(fail, key, spec, in_template=False):
+    """The fields of a WorkloadEntry spec (or of a WorkloadGroup's template, at ``key``)."""
+    allowed = tuple(k for k in WORKLOAD_KEYS if not (in_template and k == "address"))
+    if in_template and isinstance(spec, dict) and "address" in spec:
+        fail("%s.address must not be set: each VM's address is filled in when it registers "
+             "(for one fixed address, use a WorkloadEntry)" % key)
+    _known_keys(fail, key, spec, allowed)
+    address = spec.get("address")
+    if not in_template:
+        if address is None or address == "":
+            fail("%s.address is required (an IP address, a DNS name or unix:///path of a socket)" % key)
+        kind = address_kind(address)
+        if kind is None or len(address) > 256:
+            fail("%s.address %r is not an IP address, a DNS name or unix:///path (or unix://@name) of a "
+                 "socket (at most 256 characters)" % (key, address))
+        if kind == "unix" and spec.get("ports") is not None:
+            fail("%s.ports must not be set with a unix socket address (%s)" % (key, address))
+    if spec.get("ports") is not None:
+        _ports_map(fail, key + ".ports", spec["ports"])
+    if spec.get("labels") is not None:
+        _label_map(fail, key + ".labels", spec["labels"])
+        if OWNER_LABEL in spec["labels"]:
+            fail("%s.labels must not carry %s: that label marks the objects this collection owns" % (key, OWNER_LABEL))
+    if spec.get("weight") is not None:
+        _int_field(fail, key + ".weight", spec["weight"], 0, UINT32_MAX)
+    if spec.get("serviceAccount") is not None and not names.is_dns1123_subdomain(spec["serviceAccount"]):
+        fail("%s.serviceAccount %r is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', "
+             "at most 253 characters)" % (key, spec["serviceAccount"]))
+    if spec.get("network") is not None:
+        _string_field(fail, key + ".network", spec["network"], 2048)
+    if spec.get("locality") is not None:
+        _locality(fail, key + ".locality", spec["locality"])
+
+
+def _probe_port(fail, key, method):
+    if "port" not in method:
+        fail("%s.port is required" % key)
+    _int_field(fail, key + ".port", method["port"], 1, 65535)
+
+
+def _probe(fail, key, probe):
+    """A WorkloadGroup's readiness probe: integer timings, exactly one way to probe."""
+    _known_keys(fail, key, probe, PROBE_TIMINGS + PROBE_METHODS)
+    for timing in PROBE_TIMINGS:
+        if probe.get(timing) is not None:
+            _int_field(fail, "%s.%s" % (key, timing), probe[timing], 0, INT32_MAX)
+    methods = [m for m in PROBE_METHODS if probe.get(m) is not None]
+    if len(methods) != 1:
+        fail("%s must have exactly one of %s, got %s" % (key, ", ".join(PROBE_METHODS), ", ".join(methods) or "none"))
+    method, where = probe[methods[0]], "%s.%s" % (key, methods[0])
+    if methods[0] == "httpGet":
+        _known_keys(fail, where, method, ("path", "port", "host", "scheme", "httpHeaders"))
+        _probe_port(fail, where, method)
+        for field in ("path", "host"):
+            if method.get(field) is not None:
+                _string_field(fail, "%s.%s" % (where, field), method[field])
+        if method.get("scheme") is not None and method["scheme"] not in ("HTTP", "HTTPS"):
+            fail("%s.scheme must be HTTP or HTTPS, got %r" % (where, method["scheme"]))
+        headers = method.get("httpHeaders")
+        if headers is not None and not isinstance(headers, list):
+            fail("%s.httpHeaders must be a list of {name, value}, got %s" % (where, type(headers).__name__))
+        for i, header in enumerate(headers or []):
+            at = "%s.httpHeaders[%d]" % (where, i)
+            _known_keys(fail, at, header, ("name", "value"))
+            if not isinstance(header.get("name"), str) or not HTTP_HEADER_NAME.match(header["name"]):
+                fail("%s.name %r is not a header name (letters, digits, '-' and '_')" % (at, header.get("name")))
+            _string_field(fail, at + ".value", header.get("value"))
+    elif methods[0] == "tcpSocket":
+        _known_keys(fail, where, method, ("host", "port"))
+        _probe_port(fail, where, method)
+        if method.get("host") is not None:
+            _string_field(fail, where + ".host", method["host"])
+    elif methods[0] == "exec":
+        _known_keys(fail, where, method, ("command",))
+        command = method.get("command")
+        if not (isinstance(command, list) and command and all(isinstance(c, str) and c for c in command)):
+            fail("%s.command must be a non-empty list of non-empty strings, got %r" % (where, command))
+    else:
+        _known_keys(fail, where, method, ("port", "service"))
+        _probe_port(fail, where, method)
+        if method.get("service") is not None:
+            _string_field(fail, where + ".service", method["service"])
+
+
+def _workload_entry_check(fail, spec):
+    _workload(fail, "spec", spec)
+
+
+def _workload_group_check(fail, spec):
+    _known_keys(fail, "spec", spec, ("metadata", "template", "probe"))
+    if not isinstance(spec.get("template"), dict):
+        fail("spec.template is required: a mapping of the WorkloadEntry fields every VM of the group gets "
+             "(serviceAccount, network, ports, ...), got %s" % type(spec.get("template")).__name__)
+    _workload(fail, "spec.template", spec["template"], in_template=True)
+    metadata = spec.get("metadata")
+    if metadata is not None:
+        _known_keys(fail, "spec.metadata", metadata, ("labels", "annotations"))
+        labels = _label_map(fail, "spec.metadata.labels", metadata.get("labels"))
+        if OWNER_LABEL in labels:
+            fail("spec.metadata.labels must not carry %s: every WorkloadEntry the group registers would look "
+                 "owned by this collection" % OWNER_LABEL)
+        _string_map(fail, "spec.metadata.annotations", metadata.get("annotations"))
+    if spec.get("probe") is not None:
+        _probe(fail, "spec.probe", spec["probe"])
+
+
 KINDS = {
     "ServiceEntry": Kind(API_VERSION, check=_hosts_check("hosts", True)),
     "DestinationRule": Kind(API_VERSION, check=_hosts_check("host", False)),
     "VirtualService": Kind(API_VERSION, check=_hosts_check("hosts", True)),
     "Gateway": Kind(API_VERSION, check=_servers_check),
     "ConfigMap": Kind("v1", content="data", check=_data_check, write="replace"),
+    "WorkloadEntry": Kind(API_VERSION, check=_workload_entry_check),
+    "WorkloadGroup": Kind(API_VERSION, check=_workload_group_check),
     # onboard_vm's Services selecting VM workloads (server-side apply: our selector and ports only)
     "Service": Kind("v1", check=_service_check),
 }

@@ -10,7 +10,8 @@ reconcile.py, then server-side applies and deletes of only what differs, in para
 
 Every object the collection keeps in a set goes through here: ServiceEntries,
 DestinationRules and VirtualServices of the `.global` model, its *.global Gateway
-and VIP ConfigMap, install_istio's gateways and cluster-info ConfigMap.  Objects
+and VIP ConfigMap, install_istio's gateways and cluster-info ConfigMap, and the
+WorkloadEntries and WorkloadGroups of VM workloads.  Objects
 of another owner, or of none, are refused, never taken over.
 """
 
@@ -180,6 +181,20 @@ def reconcile_kind(service, params, check_mode, want_diff, kind=reconcile.KIND, 
 def run_service_entries(params, service, check_mode, diff):
     """Runner of meshfed.istio.service_entry."""
     return reconcile_kind(service, params, check_mode, diff)
+
+
+def set_runner(kind, field):
+    """The runner of a module that keeps a set of one ``kind``, given in option ``field`` (the shape
+    of service_entry's ``service_entries``)."""
+    def run(params, service, check_mode, diff):
+        return reconcile_kind(service, dict(params, service_entries=params.get(field) or []), check_mode, diff,
+                              kind=kind, field=field)
+    run.__doc__ = "Runner of the module that keeps a set of %ss (option %s)." % (kind, field)
+    return run
+
+
+run_workload_entries = set_runner("WorkloadEntry", "workload_entries")
+run_workload_groups = set_runner("WorkloadGroup", "workload_groups")
 
 
 def add_kind_diff(whole, kind, diff):
