@@ -45,6 +45,8 @@ POLL = float(os.environ.get("MESHFED_SANDBOX_SVCPROXY_POLL", "1"))
 # seconds `ensure` waits for a (re)started relay's first pass
 FIRST_PASS_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 5.0
+# seconds a refused connect to istiod is tried again (its restart gap; below the webhooks' 10 s timeout)
+UPSTREAM_WAIT = float(os.environ.get("MESHFED_SANDBOX_SVCPROXY_UPSTREAM_WAIT", "8"))
 # seconds between ending connections and removing their address from lo
 CLOSE_GRACE = 0.2
 
@@ -280,9 +282,23 @@ class Listener:
                 self.clients.discard(client)
             client.close()
 
+    def _connect_upstream(self) -> socket.socket:
+        """A connection to the istiod port.  Refused connects are tried again for UPSTREAM_WAIT
+        seconds: while the sandbox restarts an istiod (a new pod template, `istiod --restart`)
+        its port is closed for a few seconds, where a real cluster's rolling update keeps the
+        old Pod serving until the new one is Ready, so kube-proxy always has an endpoint."""
+        deadline = time.monotonic() + UPSTREAM_WAIT
+        while True:
+            try:
+                return socket.create_connection(("127.0.0.1", self.relay["istiod_port"]), timeout=CONNECT_TIMEOUT)
+            except ConnectionRefusedError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+
     def _forward(self, client: socket.socket) -> None:
         try:
-            upstream = socket.create_connection(("127.0.0.1", self.relay["istiod_port"]), timeout=CONNECT_TIMEOUT)
+            upstream = self._connect_upstream()
         except OSError as e:
             with self.counting:
                 self.failures += 1
