@@ -158,8 +158,9 @@ def cmd_status(args) -> int:
     sp = data["svcproxy"]
     print("svcproxy: %s  log %s" % ("pid %d, lo label %s" % (sp["pid"], sp["label"]) if sp["pid"] else "stopped", sp["log"]))
     for r in sp["relays"]:
-        print("    %s %s %s:%d -> 127.0.0.1:%d (%d connections)" % (
-            r["cluster"], r["service"], r["address"], r["port"], r["istiod_port"], r["connections"]))
+        print("    %s %s%s %s:%d -> 127.0.0.1:%d (%d connections)" % (
+            r["cluster"], r["service"], " (Gateway %s)" % r["gateway"] if r.get("gateway") else "",
+            r["address"], r["port"], r["istiod_port"], r["connections"]))
     for p in sp["problems"]:
         print("    problem: %s" % p)
     total = sum(p["rss_kib"] for p in data["processes"])
