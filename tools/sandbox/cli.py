@@ -11,7 +11,7 @@ import shutil
 import sys
 import time
 
-from . import build, cluster, common, istiod, lb, svcproxy
+from . import build, cluster, common, istiod, lb, sidecar_deb, svcproxy
 from .common import SandboxError, log
 
 
@@ -21,7 +21,8 @@ def cmd_build(args) -> int:
 
 def cmd_up(args) -> int:
     svcproxy.ensure()  # first: it follows the clusters and their istiod Services as they come
-    cluster.up(args.clusters, also=lb.ensure)
+    sidecar_deb.expose()  # the istio-sidecar package for VMs (built when missing)
+    cluster.up(args.clusters, also=lb.ensure)  # its last line: SANDBOX_CHANGED=...
     if args.istiod:
         istiod.start()
     return 0
@@ -131,6 +132,7 @@ def status_data() -> dict:
             if os.path.exists(common.kubeconfig_path()) else None,
             "bin_dir": build.bin_dir(), "clusters": clusters, "istiods": istiods, "lb_controller": lb_controller,
             "svcproxy": svcproxy.status_data(),
+            "istio_sidecar_deb": sidecar_deb.exposed_path() if os.path.exists(sidecar_deb.exposed_path()) else None,
             "processes": [{"pid": p, "name": n, "rss_kib": common.proc_rss_kib(p)} for p, n in procs]}
 
 
@@ -143,6 +145,7 @@ def cmd_status(args) -> int:
     print("kubeconfig:  %s" % (data["kubeconfig"] or "(none: no cluster running)"))
     print("binaries:    %s%s" % (data["bin_dir"], "" if not build.missing_components()
                                  else "  (missing: %s)" % ", ".join(build.missing_components())))
+    print("VM package:  %s" % (data["istio_sidecar_deb"] or "(none: `up` or `build istio-sidecar` makes it)"))
     if not data["clusters"]:
         print("clusters:    none")
     for name, c in data["clusters"].items():

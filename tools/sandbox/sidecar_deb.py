@@ -227,3 +227,29 @@ def build_package(istio_src: str, agent_dir: str, work: str, version: str) -> st
     if res.returncode != 0:
         raise PackageError("dpkg-deb --build %s failed: %s" % (root, (res.stderr or res.stdout).strip()[-800:]))
     return out
+
+
+# ---------------------------------------------------------------- the package in .sandbox (for the VM role)
+
+
+def exposed_path() -> str:
+    """Where `up` puts the package: .sandbox/istio-sidecar/istio-sidecar.deb (a link into the build cache)."""
+    from . import common
+    return os.path.join(common.sandbox_dir(), "istio-sidecar", "istio-sidecar.deb")
+
+
+def expose() -> str:
+    """Build the package if it is missing and link it at exposed_path(); return that path."""
+    from . import build, common
+    common.ensure_built(("istio-sidecar",))
+    target = os.path.join(build.component_dir("istio-sidecar"), "istio-sidecar.deb")
+    link = exposed_path()
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if not (os.path.islink(link) and os.readlink(link) == target):
+        tmp = link + ".tmp"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+        common.log("istio-sidecar package (Envoy-less, version %s): %s" % (build.package_version(), link))
+    return link

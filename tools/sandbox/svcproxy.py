@@ -140,16 +140,15 @@ def gateway_servers(gateway: dict) -> list:
 
 
 def gateway_services(gateway: dict, services: list) -> list:
-    """The LoadBalancer Services in front of a Gateway's Pods: every label of the Gateway's selector is in
-    the Service's selector (the Pods the Service selects carry them)."""
+    """The Services in front of a Gateway's Pods: every label of the Gateway's selector is in the Service's
+    selector (the Pods the Service selects carry them)."""
     selector = (gateway.get("spec") or {}).get("selector") or {}
     if not selector:
         return []
     out = []
     for svc in services:
-        spec = svc.get("spec") or {}
-        sel = spec.get("selector") or {}
-        if spec.get("type") == "LoadBalancer" and all(sel.get(k) == v for k, v in selector.items()):
+        sel = (svc.get("spec") or {}).get("selector") or {}
+        if all(sel.get(k) == v for k, v in selector.items()):
             out.append(svc)
     return sorted(out, key=lambda s: s["metadata"]["name"])
 
@@ -171,11 +170,16 @@ def _gateway_relays(name: str, services: list, gateways: list, ports: dict, owne
         ref = "%s Gateway %s/%s" % (name, NAMESPACE, gw["metadata"]["name"])
         svcs = gateway_services(gw, services)
         if not svcs:
-            problems.append("%s: no Service of type LoadBalancer in %s selects its Pods (selector %s); istiod is not "
-                            "exposed" % (ref, NAMESPACE, json.dumps((gw.get("spec") or {}).get("selector"), sort_keys=True)))
+            problems.append("%s: no Service in %s selects its Pods (selector %s); istiod is not exposed"
+                            % (ref, NAMESPACE, json.dumps((gw.get("spec") or {}).get("selector"), sort_keys=True)))
             continue
         for svc in svcs:
             sref = "%s (Service %s)" % (ref, svc["metadata"]["name"])
+            kind = (svc.get("spec") or {}).get("type") or "ClusterIP"
+            if kind != "LoadBalancer":
+                problems.append("%s: the Service is of type %s; the sandbox relays LoadBalancer addresses only "
+                                "(istiod is not exposed at a gateway address)" % (sref, kind))
+                continue
             ips = ingress_ipv4s(svc)
             if not ips:
                 problems.append("%s: the Service has no LoadBalancer address yet; istiod is not exposed" % sref)

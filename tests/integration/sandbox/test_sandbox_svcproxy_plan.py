@@ -176,14 +176,20 @@ def test_plan_names_what_keeps_the_gateway_from_exposing_istiod():
     assert relays == {}
     assert problems == ["cluster1 Gateway istio-system/istiod-gateway (Service istio-eastwestgateway): the Service has "
                         "no LoadBalancer address yet; istiod is not exposed"]
-    # no Service selects the gateway's Pods (a ClusterIP Service with the labels does not count)
-    plain = _ew_svc()
-    plain["spec"]["type"] = "ClusterIP"
-    relays, problems = svcproxy.plan({"cluster1": [plain, _ew_svc(selector={"istio": "ingressgateway"}, name="ingress")]},
+    # no Service selects the gateway's Pods
+    relays, problems = svcproxy.plan({"cluster1": [_ew_svc(selector={"istio": "ingressgateway"}, name="ingress")]},
                                      ports, {"cluster1": [_gateway()]})
     assert relays == {}
-    assert problems == ['cluster1 Gateway istio-system/istiod-gateway: no Service of type LoadBalancer in istio-system '
-                        'selects its Pods (selector {"istio": "eastwestgateway"}); istiod is not exposed']
+    assert problems == ['cluster1 Gateway istio-system/istiod-gateway: no Service in istio-system selects its Pods '
+                        '(selector {"istio": "eastwestgateway"}); istiod is not exposed']
+    # a NodePort gateway (the sandbox inventory's cluster1) has no LoadBalancer address to relay
+    node_port = _ew_svc(ip=None)
+    node_port["spec"]["type"] = "NodePort"
+    relays, problems = svcproxy.plan({"cluster1": [node_port]}, ports, {"cluster1": [_gateway()]})
+    assert relays == {}
+    assert problems == ["cluster1 Gateway istio-system/istiod-gateway (Service istio-eastwestgateway): the Service is "
+                        "of type NodePort; the sandbox relays LoadBalancer addresses only (istiod is not exposed at a "
+                        "gateway address)"]
     # the Service lacks 15017
     relays, problems = svcproxy.plan({"cluster1": [_ew_svc(ports=EW_PORTS[:3])]}, ports, {"cluster1": [_gateway()]})
     assert sorted(relays) == [("127.0.1.1", 15012)]
