@@ -37,6 +37,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -114,18 +115,22 @@ func readBootstrap(path string, keepGenerator bool) (*core.Node, string, error) 
 	if !keepGenerator && node.GetMetadata() != nil {
 		delete(node.Metadata.Fields, "GENERATOR")
 	}
-	return node, socketPath(b.XDSServers[0].ServerURI), nil
+	return node, socketPath(node, b.XDSServers[0].ServerURI), nil
 }
 
-// socketPath turns the agent's server_uri into a path. The agent writes "unix:///" + its socket
-// path; that path is relative to the agent's working directory when its config path is (the
-// default "./etc/istio/proxy" gives "unix:///./etc/istio/proxy/XDS"), so "/./" stays relative:
-// this program runs in the agent's working directory (with the package: /, where both agree).
-func socketPath(uri string) string {
-	p := strings.TrimPrefix(uri, "unix://")
-	if strings.HasPrefix(p, "/./") {
-		return p[1:]
+// socketPath is where the agent serves its xDS socket: <PROXY_CONFIG.configPath>/XDS (the agent's
+// XdsUdsPath), relative to the agent's working directory when the config path is (the default
+// "./etc/istio/proxy"). The node metadata carries the config path; the bootstrap's server_uri does
+// too, but as "unix:///" + the path, so a relative path reads as an absolute one there
+// ("unix:///etc/istio/proxy/XDS"): it is used only when the metadata has no config path. This
+// program runs in the agent's working directory (with the package: /, where both readings agree).
+func socketPath(node *core.Node, uri string) string {
+	if pc := node.GetMetadata().GetFields()["PROXY_CONFIG"].GetStructValue(); pc != nil {
+		if dir := pc.GetFields()["configPath"].GetStringValue(); dir != "" {
+			return filepath.Join(dir, "XDS")
+		}
 	}
+	p := strings.TrimPrefix(uri, "unix://")
 	for strings.HasPrefix(p, "//") {
 		p = p[1:]
 	}
