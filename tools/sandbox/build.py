@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -50,16 +51,48 @@ def bin_dir() -> str:
 def component_dir(component: str) -> str:
     """Where one component's binaries live, keyed by that component's version only,
     so that a change of one pinned version rebuilds that component alone."""
-    return os.path.join(cache_base(), "components", versions.component_key(component))
+    return os.path.join(cache_base(), "components", component_key(component))
 
 
-# component -> binaries it provides (all must exist for the component to count as built)
+# component -> files it provides (all must exist for the component to count as built)
 COMPONENTS = {
     "kwok": ("kwok", "kwokctl"),
     "kubernetes": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
     "etcd": ("etcd",),
     "istio": ("istioctl", "pilot-discovery"),
+    "istio-agent": ("pilot-agent", "xds-standin"),
+    "istio-sidecar": ("istio-sidecar.deb",),
 }
+# components whose files are not programs: not linked into bin/ (sidecar_deb.py places the package)
+NOT_BINARIES = {"istio-sidecar"}
+# component -> the components its build reads
+DEPENDS = {"istio-sidecar": ("istio-agent",)}
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# our own source files a component is built from: their digest is part of its cache key
+STANDIN_SOURCE = os.path.join(HERE, "xdsstandin", "main.go")
+COMPONENT_INPUTS = {
+    "istio-agent": (STANDIN_SOURCE,),
+    "istio-sidecar": (os.path.join(HERE, "sidecar_deb.py"),),
+}
+
+
+def inputs_digest(component: str) -> str:
+    """12 hex digits of the SHA-256 of our inputs of `component` (and of the keys of what it depends on)."""
+    h = hashlib.sha256()
+    for path in COMPONENT_INPUTS.get(component, ()):
+        h.update(os.path.basename(path).encode() + b"\0")
+        with open(path, "rb") as f:
+            h.update(f.read())
+    for dep in DEPENDS.get(component, ()):
+        h.update(component_key(dep).encode())
+    return h.hexdigest()[:12]
+
+
+def component_key(component: str) -> str:
+    """versions.component_key, plus the digest of our own inputs for the components built from them."""
+    key = versions.component_key(component)
+    return key + "-" + inputs_digest(component) if component in COMPONENT_INPUTS else key
 
 
 def log(msg: str) -> None:
@@ -169,10 +202,16 @@ def build_etcd(out: str, work: str) -> None:
          cwd=work, progress_label="etcd")
 
 
-def build_istio(out: str, work: str) -> None:
+def _istio_wrapper(work: str) -> None:
     mv = versions.ISTIO_MODULE_VERSION
     reps = "".join("replace %s %s => %s %s\n" % (m, old, m, new) for m, old, new in versions.ISTIO_REPLACES)
     _wrapper(work, "istio", "\nrequire istio.io/istio %s\n\n%s" % (mv, reps))
+
+
+def _istio_build(work: str, pkgs: list, out: str, label: str) -> None:
+    """go build in the Istio wrapper module (created when missing) with upstream's tags and version ldflags."""
+    if not os.path.exists(os.path.join(work, "go.mod")):
+        _istio_wrapper(work)
     ldf = ["-s", "-w"]
     for k, val in (("buildVersion", versions.ISTIO_VERSION), ("buildTag", versions.ISTIO_VERSION),
                    ("buildGitRevision", versions.ISTIO_COMMIT), ("buildHub", "docker.io/istio"),
@@ -181,15 +220,63 @@ def build_istio(out: str, work: str) -> None:
     env = _go_env()
     env["GOFLAGS"] = "-buildvcs=false -mod=mod"
     _run(["go", "build", "-v", "-trimpath", "-tags", "vtprotobuf,disable_pgv", "-ldflags", " ".join(ldf),
-          "-o", out + "/", "istio.io/istio/istioctl/cmd/istioctl", "istio.io/istio/pilot/cmd/pilot-discovery"],
-         cwd=work, env=env, progress_label="istio")
+          "-o", out] + pkgs, cwd=work, env=env, progress_label=label)
 
 
-BUILDERS = {"kwok": build_kwok, "kubernetes": build_kubernetes, "etcd": build_etcd, "istio": build_istio}
+def build_istio(out: str, work: str) -> None:
+    _istio_build(work, ["istio.io/istio/istioctl/cmd/istioctl", "istio.io/istio/pilot/cmd/pilot-discovery"],
+                 out + "/", "istio")
+
+
+def build_istio_agent(out: str, work: str) -> None:
+    """pilot-agent from the same Istio module, replaces, tags and ldflags as istiod, and our xDS stand-in
+    (tools/sandbox/xdsstandin, a package of the same wrapper module: it uses the gRPC and Envoy API
+    versions Istio pins)."""
+    os.makedirs(os.path.join(work, "xdsstandin"))
+    shutil.copyfile(STANDIN_SOURCE, os.path.join(work, "xdsstandin", "main.go"))
+    _istio_build(work, ["istio.io/istio/pilot/cmd/pilot-agent"], out + "/", "istio-agent")
+    _istio_build(work, ["./xdsstandin"], os.path.join(out, "xds-standin"), "xds-standin")
+
+
+def build_istio_sidecar(out: str, work: str) -> None:
+    from . import sidecar_deb  # only the build of the package needs it
+    src = istio_module_dir(work)
+    try:
+        deb = sidecar_deb.build_package(src, component_dir("istio-agent"), work, package_version())
+    except sidecar_deb.PackageError as e:
+        raise BuildError("istio-sidecar package: %s" % e) from None
+    # istio-sidecar_<version>_amd64.deb, and istio-sidecar.deb (the same file) for a stable path
+    shutil.copyfile(deb, os.path.join(out, os.path.basename(deb)))
+    os.link(os.path.join(out, os.path.basename(deb)), os.path.join(out, "istio-sidecar.deb"))
+
+
+def package_version() -> str:
+    """Debian version of the sandbox istio-sidecar package: upstream's PACKAGE_VERSION rule (tools/packaging/
+    packaging.mk: a leading "word-" dropped, then every "-") on our Istio version, + "+sandbox." + our digest."""
+    upstream = re.sub(r"^[a-z]*-", "", versions.ISTIO_VERSION).replace("-", "")
+    return "%s+sandbox.%s" % (upstream, inputs_digest("istio-sidecar")[:8])
+
+
+def istio_module_dir(work: str) -> str:
+    """The pinned Istio module's source directory (downloaded into the Go module cache if needed)."""
+    os.makedirs(work, exist_ok=True)
+    res = subprocess.run(["go", "mod", "download", "-json", "istio.io/istio@" + versions.ISTIO_MODULE_VERSION],
+                         capture_output=True, text=True, env=_go_env(), cwd=work, check=False)
+    m = re.search(r'"Dir":\s*"([^"]+)"', res.stdout)
+    if res.returncode != 0 or not m or not os.path.isdir(m.group(1)):
+        raise BuildError("go mod download istio.io/istio@%s failed: %s" % (versions.ISTIO_MODULE_VERSION,
+                                                                         (res.stderr or res.stdout).strip()[-400:]))
+    return m.group(1)
+
+
+BUILDERS = {"kwok": build_kwok, "kubernetes": build_kubernetes, "etcd": build_etcd, "istio": build_istio,
+            "istio-agent": build_istio_agent, "istio-sidecar": build_istio_sidecar}
 
 
 def _component_complete(comp: str) -> bool:
     d = component_dir(comp)
+    if comp in NOT_BINARIES:
+        return all(os.path.isfile(os.path.join(d, b)) for b in COMPONENTS[comp])
     return all(os.access(os.path.join(d, b), os.X_OK) for b in COMPONENTS[comp])
 
 
@@ -202,6 +289,8 @@ def link_bin_dir() -> None:
     bd = bin_dir()
     os.makedirs(bd, exist_ok=True)
     for comp, bins in COMPONENTS.items():
+        if comp in NOT_BINARIES:
+            continue
         for b in bins:
             target = os.path.join(component_dir(comp), b)
             link = os.path.join(bd, b)
@@ -220,7 +309,9 @@ def build(components=None) -> float:
     os.makedirs(os.path.join(base, "components"), exist_ok=True)
     with open(os.path.join(base, ".lock"), "w", encoding="utf-8") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
-        todo = [c for c in (components or list(COMPONENTS)) if c in missing_components()]
+        wanted = list(components or COMPONENTS)
+        wanted += [d for c in wanted for d in DEPENDS.get(c, ()) if d not in wanted]
+        todo = [c for c in COMPONENTS if c in wanted and c in missing_components()]  # in dependency order
         if not todo:
             link_bin_dir()
             return 0.0
@@ -229,7 +320,7 @@ def build(components=None) -> float:
         started = time.monotonic()
         for comp in todo:
             t0 = time.monotonic()
-            log("building %s (%s) ..." % (comp, versions.component_key(comp)))
+            log("building %s (%s) ..." % (comp, component_key(comp)))
             # build into a temporary directory beside the final one, then rename:
             # an interrupted build leaves no half-built component behind
             tmp = tempfile.mkdtemp(prefix=".tmp-%s-" % comp, dir=os.path.join(base, "components"))
@@ -239,8 +330,8 @@ def build(components=None) -> float:
                 os.makedirs(os.path.join(tmp, "work"))
                 BUILDERS[comp](out, os.path.join(tmp, "work"))
                 for b in COMPONENTS[comp]:
-                    if not os.access(os.path.join(out, b), os.X_OK):
-                        raise BuildError("%s: the build produced no %s binary" % (comp, b))
+                    if not (os.path.isfile if comp in NOT_BINARIES else lambda p: os.access(p, os.X_OK))(os.path.join(out, b)):
+                        raise BuildError("%s: the build produced no %s" % (comp, b))
                 final = component_dir(comp)
                 if os.path.exists(final):
                     shutil.rmtree(final)

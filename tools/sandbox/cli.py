@@ -11,7 +11,7 @@ import shutil
 import sys
 import time
 
-from . import build, cluster, common, istiod, lb, svcproxy, vm
+from . import build, cluster, common, istiod, lb, sidecar_deb, svcproxy, vm
 from .common import SandboxError, log
 
 
@@ -23,6 +23,8 @@ def cmd_up(args) -> int:
     if args.clusters == 0 and (args.istiod or not args.vms):
         raise SandboxError("--clusters 0 starts no cluster: give --vms N (and no --istiod)")
     changed = False
+    if args.vms:
+        sidecar_deb.expose()  # the istio-sidecar package for the VMs (built when missing)
     if args.clusters:
         svcproxy.ensure()  # first: it follows the clusters and their istiod Services as they come
         changed = cluster.up(args.clusters, also=lb.ensure)
@@ -154,6 +156,7 @@ def status_data() -> dict:
             if os.path.exists(common.kubeconfig_path()) else None,
             "bin_dir": build.bin_dir(), "clusters": clusters, "istiods": istiods, "lb_controller": lb_controller,
             "svcproxy": svcproxy.status_data(), "vms": vm.status_data(),
+            "istio_sidecar_deb": sidecar_deb.exposed_path() if os.path.exists(sidecar_deb.exposed_path()) else None,
             "processes": [{"pid": p, "name": n, "rss_kib": common.proc_rss_kib(p)} for p, n in procs]}
 
 
@@ -166,6 +169,7 @@ def cmd_status(args) -> int:
     print("kubeconfig:  %s" % (data["kubeconfig"] or "(none: no cluster running)"))
     print("binaries:    %s%s" % (data["bin_dir"], "" if not build.missing_components()
                                  else "  (missing: %s)" % ", ".join(build.missing_components())))
+    print("VM package:  %s" % (data["istio_sidecar_deb"] or "(none: `up` or `build istio-sidecar` makes it)"))
     if not data["clusters"]:
         print("clusters:    none")
     for name, c in data["clusters"].items():
@@ -181,8 +185,9 @@ def cmd_status(args) -> int:
     sp = data["svcproxy"]
     print("svcproxy: %s  log %s" % ("pid %d, lo label %s" % (sp["pid"], sp["label"]) if sp["pid"] else "stopped", sp["log"]))
     for r in sp["relays"]:
-        print("    %s %s %s:%d -> 127.0.0.1:%d (%d connections)" % (
-            r["cluster"], r["service"], r["address"], r["port"], r["istiod_port"], r["connections"]))
+        print("    %s %s%s %s:%d -> 127.0.0.1:%d (%d connections)" % (
+            r["cluster"], r["service"], " (Gateway %s)" % r["gateway"] if r.get("gateway") else "",
+            r["address"], r["port"], r["istiod_port"], r["connections"]))
     for p in sp["problems"]:
         print("    problem: %s" % p)
     for v in data["vms"]:

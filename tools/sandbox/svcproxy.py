@@ -11,6 +11,15 @@ ClusterIP as a /32 to ``lo`` (labelled with this sandbox's ``lo:sb<hash>``, so t
 ``down`` removes exactly its own addresses and another sandbox's are recognised) and
 relays TCP from ClusterIP:port to 127.0.0.1:<the istiod port of the Service's targetPort>.
 
+It also stands in for the east-west gateway where install_istio exposes istiod through it (Istio's
+``expose-istiod.yaml``: Gateway ``istiod-gateway`` in istio-system, selector ``istio: eastwestgateway``,
+TLS PASSTHROUGH servers on 15012 and 15017, what ``install_istio_expose_istiod: true`` applies): while
+such a Gateway exists and the gateway's Service (type LoadBalancer, selecting the Gateway's Pods) has
+an ingress IP from the sandbox LoadBalancer controller (``127.0.<index>.x``) and the server's port, it
+relays <that IP>:15012 to the cluster's istiod XDS/CA port and :15017 to its webhook port, as the
+gateway would pass the TLS through to istiod.  That is how a VM reaches istiod.  Addresses in
+127.0.0.0/8 are local already and are not added to ``lo``.
+
 One background process per sandbox (``python3 -m tools.sandbox.svcproxy --sandbox-dir DIR``,
 pid file and log in ``.sandbox/svcproxy/``) follows the Services with a gentle poll, since
 istioctl creates them after the sandbox and its istiods started.  Standard library only.
@@ -52,6 +61,11 @@ CLOSE_GRACE = 0.2
 
 # istiod's container ports (a Service's targetPort) -> the key of istiod.ports_for()
 TARGETS = {15010: "grpc", 15012: "secure_grpc", 15014: "monitoring", 15017: "https", 8080: "http"}
+
+# the ports of the expose-istiod Gateway's servers -> the key of istiod.ports_for() they reach: Istio's
+# expose-istiod VirtualService routes 15012 to istiod:15012 and 15017 to istiod:443 (targetPort 15017)
+GATEWAY_TARGETS = {15012: "secure_grpc", 15017: "https"}
+GATEWAYS_PATH = "/apis/networking.istio.io/v1/namespaces/%s/gateways" % NAMESPACE
 
 CAP_NET_ADMIN = 12
 
@@ -115,15 +129,92 @@ def service_ipv4s(spec: dict) -> list:
     return out
 
 
-def plan(services: dict, istiod_ports: dict):
+def gateway_servers(gateway: dict) -> list:
+    """(port, istiod port key) of the TLS PASSTHROUGH servers of a Gateway on the expose-istiod ports."""
+    out = []
+    for server in (gateway.get("spec") or {}).get("servers") or []:
+        port = server.get("port") or {}
+        number = port.get("number")
+        if (number in GATEWAY_TARGETS and str(port.get("protocol", "")).upper() == "TLS"
+                and str((server.get("tls") or {}).get("mode", "")).upper() == "PASSTHROUGH"):
+            out.append((number, GATEWAY_TARGETS[number]))
+    return sorted(set(out))
+
+
+def gateway_services(gateway: dict, services: list) -> list:
+    """The Services in front of a Gateway's Pods: every label of the Gateway's selector is in the Service's
+    selector (the Pods the Service selects carry them)."""
+    selector = (gateway.get("spec") or {}).get("selector") or {}
+    if not selector:
+        return []
+    out = []
+    for svc in services:
+        sel = (svc.get("spec") or {}).get("selector") or {}
+        if all(sel.get(k) == v for k, v in selector.items()):
+            out.append(svc)
+    return sorted(out, key=lambda s: s["metadata"]["name"])
+
+
+def ingress_ipv4s(svc: dict) -> list:
+    out = []
+    for ing in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+        with contextlib.suppress(ValueError, TypeError):
+            if ipaddress.ip_address(ing.get("ip")).version == 4:
+                out.append(ing["ip"])
+    return out
+
+
+def _gateway_relays(name: str, services: list, gateways: list, ports: dict, owner: dict, relays: dict, problems: list):
+    for gw in sorted(gateways, key=lambda g: g["metadata"]["name"]):
+        servers = gateway_servers(gw)
+        if not servers:
+            continue
+        ref = "%s Gateway %s/%s" % (name, NAMESPACE, gw["metadata"]["name"])
+        svcs = gateway_services(gw, services)
+        if not svcs:
+            problems.append("%s: no Service in %s selects its Pods (selector %s); istiod is not exposed"
+                            % (ref, NAMESPACE, json.dumps((gw.get("spec") or {}).get("selector"), sort_keys=True)))
+            continue
+        for svc in svcs:
+            sref = "%s (Service %s)" % (ref, svc["metadata"]["name"])
+            kind = (svc.get("spec") or {}).get("type") or "ClusterIP"
+            if kind != "LoadBalancer":
+                problems.append("%s: the Service is of type %s; the sandbox relays LoadBalancer addresses only "
+                                "(istiod is not exposed at a gateway address)" % (sref, kind))
+                continue
+            ips = ingress_ipv4s(svc)
+            if not ips:
+                problems.append("%s: the Service has no LoadBalancer address yet; istiod is not exposed" % sref)
+                continue
+            svc_ports = {p.get("port") for p in (svc.get("spec") or {}).get("ports") or [] if p.get("protocol", "TCP") == "TCP"}
+            for number, key in servers:
+                if number not in svc_ports:
+                    problems.append("%s: the Service has no port %d; not relayed" % (sref, number))
+                    continue
+                for ip in ips:
+                    other = owner.setdefault(ip, name)
+                    if other != name:
+                        problems.append("%s has LoadBalancer address %s, which %s uses too; not relayed" % (sref, ip, other))
+                        continue
+                    relays[(ip, number)] = {
+                        "cluster": name, "service": svc["metadata"]["name"], "gateway": gw["metadata"]["name"],
+                        "address": ip, "port": number, "target_port": number, "istiod_port": ports[key]}
+
+
+def plan(services: dict, istiod_ports: dict, gateways=None):
     """What to relay.
 
-    services: {cluster: [Service objects of its istio-system]}; istiod_ports: {cluster: istiod.ports_for() dict}.
+    services: {cluster: [Service objects of its istio-system]}; istiod_ports: {cluster: istiod.ports_for() dict};
+    gateways: {cluster: [Gateway objects of its istio-system]} (none: no gateway relays).
     Returns (relays, problems): relays {(ip, port): {"cluster", "service", "address", "port", "target_port",
-    "istiod_port"}}, problems a list of messages (a port that maps to no istiod port, a ClusterIP that two
-    clusters both use).
+    "istiod_port"}, plus "gateway" for a relay of the expose-istiod Gateway}, problems a list of messages (a port
+    that maps to no istiod port, a ClusterIP that two clusters both use, an expose-istiod Gateway without an
+    addressed Service).
     """
     relays, problems, owner = {}, [], {}
+    for name in sorted(gateways or {}, key=common.cluster_index):
+        if name in istiod_ports:
+            _gateway_relays(name, services.get(name) or [], gateways[name], istiod_ports[name], owner, relays, problems)
     for name in sorted(services, key=common.cluster_index):
         for svc in istiod_services(services[name]):
             ref = "%s Service %s/%s" % (name, NAMESPACE, svc["metadata"]["name"])
@@ -258,7 +349,8 @@ class Listener:
 
     def describe(self) -> str:
         r = self.relay
-        return "%s %s %s:%d -> 127.0.0.1:%d" % (r["cluster"], r["service"], r["address"], r["port"], r["istiod_port"])
+        via = " (Gateway %s)" % r["gateway"] if r.get("gateway") else ""
+        return "%s %s%s %s:%d -> 127.0.0.1:%d" % (r["cluster"], r["service"], via, r["address"], r["port"], r["istiod_port"])
 
     def _accept(self) -> None:
         while not self.closed:
@@ -333,6 +425,7 @@ class Relay:
         self.label = address_label(sdir)
         self.listeners = {}  # (ip, port) -> Listener
         self.known = {}  # cluster -> its istio-system Services at the last successful look
+        self.known_gateways = {}  # cluster -> its istio-system Gateways at the last successful look
         self.apis = {}  # cluster -> (server URL, common.Api)
         self.problems = []
         self.stopping = threading.Event()
@@ -356,17 +449,25 @@ class Relay:
         for name in list(self.known):
             if states.get(name) not in ("running", "partial"):
                 del self.known[name]
+                self.known_gateways.pop(name, None)
         for name in (n for n, state in states.items() if state == "running"):
             c = cluster.Cluster(name)
             try:
                 status, payload = self._api(c).get(SERVICES_PATH, timeout=5)
+                gw_status, gw_payload = self._api(c).get(GATEWAYS_PATH, timeout=5)
             except (SandboxError,) + common.API_ERRORS as e:
-                problems.append("%s: listing Services in %s failed: %s" % (name, NAMESPACE, e))
+                problems.append("%s: listing Services and Gateways in %s failed: %s" % (name, NAMESPACE, e))
                 continue
             if status == 200 and isinstance(payload, dict):
                 self.known[name] = payload.get("items") or []
             else:
                 problems.append("%s: listing Services in %s failed: HTTP %s" % (name, NAMESPACE, status))
+            if gw_status == 200 and isinstance(gw_payload, dict):
+                self.known_gateways[name] = gw_payload.get("items") or []
+            elif gw_status == 404:  # no Istio CRDs (yet)
+                self.known_gateways[name] = []
+            else:
+                problems.append("%s: listing Gateways in %s failed: HTTP %s" % (name, NAMESPACE, gw_status))
         state_istiods = common.load_state().get("istiods", {})
         ports = {n: (state_istiods.get(n) or {}).get("ports") or istiod.ports_for(common.cluster_index(n))
                  for n in self.known}
@@ -374,7 +475,7 @@ class Relay:
 
     def sync(self) -> None:
         services, ports, problems = self.look()
-        wanted, more = plan(services, ports)
+        wanted, more = plan(services, ports, {n: g for n, g in self.known_gateways.items() if n in services})
         problems += more
         ended = 0
         for key in list(self.listeners):
@@ -391,7 +492,8 @@ class Relay:
                 continue
             ip = relay["address"]
             if ip not in refused and ip not in {a for a, _port in self.listeners}:
-                refused[ip] = add_address(ip, self.label)
+                # 127.0.0.0/8 (the LoadBalancer pools) is on lo already
+                refused[ip] = "" if ipaddress.ip_address(ip).is_loopback else add_address(ip, self.label)
             if refused.get(ip):
                 msg = "%s Service %s/%s: %s" % (relay["cluster"], NAMESPACE, relay["service"], refused[ip])
                 if msg not in problems:
@@ -529,10 +631,15 @@ def report(st: dict) -> None:
     """One line per relayed Service, one per problem."""
     services = {}
     for r in st.get("relays", []):
-        services.setdefault((r["cluster"], r["service"], r["address"]), []).append("%d->%d" % (r["port"], r["istiod_port"]))
-    for (name, service, address), ports in sorted(services.items()):
-        log("svcproxy: %s %s/%s %s, ports %s (ClusterIP port -> istiod on 127.0.0.1)"
-            % (name, NAMESPACE, service, address, " ".join(ports)))
+        services.setdefault((r["cluster"], r["service"], r["address"], r.get("gateway") or ""), []).append(
+            "%d->%d" % (r["port"], r["istiod_port"]))
+    for (name, service, address, gateway), ports in sorted(services.items()):
+        if gateway:
+            log("svcproxy: %s Gateway %s/%s: east-west gateway %s LoadBalancer address %s, ports %s (-> istiod on 127.0.0.1)"
+                % (name, NAMESPACE, gateway, service, address, " ".join(ports)))
+        else:
+            log("svcproxy: %s %s/%s %s, ports %s (ClusterIP port -> istiod on 127.0.0.1)"
+                % (name, NAMESPACE, service, address, " ".join(ports)))
     for p in st.get("problems", []):
         log("svcproxy: problem: %s" % p)
 

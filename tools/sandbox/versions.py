@@ -48,6 +48,10 @@ COMPONENT_VERSIONS = {
     "kubernetes": KUBERNETES,
     "etcd": ETCD,
     "istio": ISTIO_COMMIT,
+    # pilot-agent and our xDS stand-in (built apart, so that the istio cache stays valid), and the
+    # istio-sidecar Debian package; build.py adds a digest of our own inputs to their keys
+    "istio-agent": ISTIO_COMMIT,
+    "istio-sidecar": ISTIO_COMMIT,
 }
 
 

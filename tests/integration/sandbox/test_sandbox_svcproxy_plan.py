@@ -110,3 +110,104 @@ def test_service_cidrs_differ_per_cluster_and_leave_the_pod_cidrs_alone():
     for i, net in enumerate(nets):
         assert not any(net.overlaps(other) for other in nets[:i] + nets[i + 1:])
         assert not any(net.overlaps(p) for p in pods)
+
+
+# ---------------------------------------------------------------- the expose-istiod Gateway (east-west gateway relay)
+
+EW_PORTS = [{"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
+            {"name": "tls", "port": 15443, "protocol": "TCP", "targetPort": 15443},
+            {"name": "tls-istiod", "port": 15012, "protocol": "TCP", "targetPort": 15012},
+            {"name": "tls-webhook", "port": 15017, "protocol": "TCP", "targetPort": 15017}]
+EW_SELECTOR = {"app": "istio-eastwestgateway", "istio": "eastwestgateway", "topology.istio.io/network": "network1"}
+
+
+def _ew_svc(ip="127.0.1.1", ports=None, selector=None, name="istio-eastwestgateway"):
+    return {"metadata": {"name": name, "namespace": "istio-system"},
+            "spec": {"type": "LoadBalancer", "selector": selector or EW_SELECTOR, "clusterIP": "10.101.140.5",
+                     "ports": EW_PORTS if ports is None else ports},
+            "status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}] if ip else []}}}
+
+
+def _server(number, protocol="TLS", mode="PASSTHROUGH"):
+    return {"port": {"name": "tls-%d" % number, "number": number, "protocol": protocol},
+            "tls": {"mode": mode}, "hosts": ["*"]}
+
+
+def _gateway(servers=None, selector=None, name="istiod-gateway"):
+    return {"metadata": {"name": name, "namespace": "istio-system"},
+            "spec": {"selector": selector or {"istio": "eastwestgateway"},
+                     "servers": [_server(15012), _server(15017)] if servers is None else servers}}
+
+
+def test_plan_relays_the_gateway_address_to_the_clusters_istiod_while_the_expose_istiod_gateway_exists():
+    services = {"cluster1": [_ew_svc("127.0.1.1")], "cluster2": [_ew_svc("127.0.2.1")]}
+    gateways = {"cluster1": [_gateway()], "cluster2": [_gateway()]}
+    relays, problems = svcproxy.plan(services, {"cluster1": _ports(1), "cluster2": _ports(2)}, gateways)
+    assert problems == []
+    assert sorted(relays) == [("127.0.1.1", 15012), ("127.0.1.1", 15017), ("127.0.2.1", 15012), ("127.0.2.1", 15017)]
+    assert relays[("127.0.1.1", 15012)] == {"cluster": "cluster1", "service": "istio-eastwestgateway",
+                                            "gateway": "istiod-gateway", "address": "127.0.1.1", "port": 15012,
+                                            "target_port": 15012, "istiod_port": 15012}
+    assert relays[("127.0.1.1", 15017)]["istiod_port"] == 15017
+    assert relays[("127.0.2.1", 15012)]["istiod_port"] == 15112
+    assert relays[("127.0.2.1", 15017)]["istiod_port"] == 15117
+    # the Gateway removed (or never applied): nothing relayed, nothing reported
+    relays, problems = svcproxy.plan(services, {"cluster1": _ports(1), "cluster2": _ports(2)}, {"cluster1": [], "cluster2": []})
+    assert (relays, problems) == ({}, [])
+    relays, problems = svcproxy.plan(services, {"cluster1": _ports(1), "cluster2": _ports(2)})
+    assert (relays, problems) == ({}, [])
+
+
+def test_plan_relays_only_tls_passthrough_servers_on_the_istiod_ports():
+    gw = _gateway(servers=[_server(15012, mode="SIMPLE"), _server(15017, protocol="HTTPS"), _server(15443),
+                           _server(15012, protocol="tls")])  # the template writes "tls"
+    relays, problems = svcproxy.plan({"cluster1": [_ew_svc()]}, {"cluster1": _ports(1)}, {"cluster1": [gw]})
+    assert sorted(relays) == [("127.0.1.1", 15012)]
+    assert problems == []
+    # the cross-network Gateway (AUTO_PASSTHROUGH on 15443) alone exposes no istiod
+    cross = _gateway(servers=[_server(15443, mode="AUTO_PASSTHROUGH")], name="cross-network-gateway")
+    assert svcproxy.plan({"cluster1": [_ew_svc()]}, {"cluster1": _ports(1)}, {"cluster1": [cross]}) == ({}, [])
+
+
+def test_plan_names_what_keeps_the_gateway_from_exposing_istiod():
+    ports = {"cluster1": _ports(1)}
+    # no address yet
+    relays, problems = svcproxy.plan({"cluster1": [_ew_svc(ip=None)]}, ports, {"cluster1": [_gateway()]})
+    assert relays == {}
+    assert problems == ["cluster1 Gateway istio-system/istiod-gateway (Service istio-eastwestgateway): the Service has "
+                        "no LoadBalancer address yet; istiod is not exposed"]
+    # no Service selects the gateway's Pods
+    relays, problems = svcproxy.plan({"cluster1": [_ew_svc(selector={"istio": "ingressgateway"}, name="ingress")]},
+                                     ports, {"cluster1": [_gateway()]})
+    assert relays == {}
+    assert problems == ['cluster1 Gateway istio-system/istiod-gateway: no Service in istio-system selects its Pods '
+                        '(selector {"istio": "eastwestgateway"}); istiod is not exposed']
+    # a NodePort gateway (the sandbox inventory's cluster1) has no LoadBalancer address to relay
+    node_port = _ew_svc(ip=None)
+    node_port["spec"]["type"] = "NodePort"
+    relays, problems = svcproxy.plan({"cluster1": [node_port]}, ports, {"cluster1": [_gateway()]})
+    assert relays == {}
+    assert problems == ["cluster1 Gateway istio-system/istiod-gateway (Service istio-eastwestgateway): the Service is "
+                        "of type NodePort; the sandbox relays LoadBalancer addresses only (istiod is not exposed at a "
+                        "gateway address)"]
+    # the Service lacks 15017
+    relays, problems = svcproxy.plan({"cluster1": [_ew_svc(ports=EW_PORTS[:3])]}, ports, {"cluster1": [_gateway()]})
+    assert sorted(relays) == [("127.0.1.1", 15012)]
+    assert problems == ["cluster1 Gateway istio-system/istiod-gateway (Service istio-eastwestgateway): the Service has "
+                        "no port 15017; not relayed"]
+
+
+def test_plan_keeps_the_cluster_ip_relays_beside_the_gateway_relays():
+    services = {"cluster1": [_svc("istiod", "10.101.192.10", {"app": "istiod"}), _ew_svc()]}
+    relays, problems = svcproxy.plan(services, {"cluster1": _ports(1)}, {"cluster1": [_gateway()]})
+    assert problems == []
+    assert {ip for ip, _port in relays} == {"10.101.192.10", "127.0.1.1"}
+    assert "gateway" not in relays[("10.101.192.10", 15012)]
+
+
+def test_plan_gateway_relay_follows_the_istiod_port_offset(monkeypatch):
+    monkeypatch.setenv(istiod.PORT_OFFSET_VAR, "3000")
+    relays, dummy = svcproxy.plan({"cluster2": [_ew_svc("127.0.2.1")]}, {"cluster2": istiod.ports_for(2)},
+                                  {"cluster2": [_gateway()]})
+    assert relays[("127.0.2.1", 15012)]["istiod_port"] == 18112
+    assert relays[("127.0.2.1", 15017)]["istiod_port"] == 18117
