@@ -44,7 +44,7 @@ TIMINGS = {}
 
 def _timed(what: str, t0: float) -> None:
     TIMINGS[what] = time.monotonic() - t0
-    print("[timing] %s: %.1fs" % (what, TIMINGS[what]), flush=True)
+    print("\n[timing] %s: %.1fs" % (what, TIMINGS[what]), flush=True)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def _wait_gateway_relay(address: str) -> None:
     def ready():
         if _gateway_relay(address, 15012) and _gateway_relay(address, 15017):
             return True
-        other = _foreign_holders(address, 15012) + _foreign_holders(address, 15017)
+        other = sorted(set(_foreign_holders(address, 15012) + _foreign_holders(address, 15017)))
         return other and "another sandbox holds the gateway address: %s" % ", ".join(other)
     got = wait_for(ready, 30, what="the svcproxy relay of %s:15012 and :15017 (Gateway istio-system/istiod-gateway)"
                    % address)
