@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export ANSIBLE_CONFIG := $(TOP)/ansible.cfg
 export PATH := $(VENV)/bin:$(PATH)
 export SANDBOX_CLUSTERS ?= 2
-export SANDBOX_VMS ?= 0
+export SANDBOX_VMS ?= 1
 
 .PHONY: help venv test sanity units lint integration sandbox-build sandbox-up sandbox-down sandbox-status sandbox-istiod demo clean
 
@@ -47,8 +47,8 @@ sandbox-status: ## what the sandbox runs
 sandbox-istiod: ## run one real istiod (pilot-discovery) per sandbox cluster, out of cluster
 	@python3 -m tools.sandbox istiod
 
-demo: venv ## bring the sandbox and its istiods up, run the main job (playbooks/site.yml) on it: install, federate, verify
-	@python3 -m tools.sandbox up --clusters $(SANDBOX_CLUSTERS) --istiod
+demo: venv ## bring the sandbox (clusters, istiods, the VM vm1) up, run the main job (playbooks/site.yml) on it: install, federate, onboard vm1, verify
+	@python3 -m tools.sandbox up --clusters $(SANDBOX_CLUSTERS) --vms $(SANDBOX_VMS) --istiod
 	@# each istiod follows its Deployment (a new pod template restarts it, as its Pod would be replaced)
 	@time ansible-playbook -i inventories/sandbox playbooks/site.yml
 

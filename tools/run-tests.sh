@@ -48,8 +48,8 @@ run_lint() {
 }
 
 run_integration() {
-  banner "integration: sandbox clusters (up, or reuse the running ones)"
-  python3 -m tools.sandbox up --clusters "${SANDBOX_CLUSTERS:-2}"
+  banner "integration: sandbox clusters and the VM host vm1 (up, or reuse the running ones)"
+  python3 -m tools.sandbox up --clusters "${SANDBOX_CLUSTERS:-2}" --vms "${SANDBOX_VMS:-1}"
   banner "integration: ansible-test targets (controller + sandbox)"
   local dest; dest=$(collection_copy)
   # Variables every target gets (ansible-test reads this file).
@@ -70,6 +70,8 @@ run_integration() {
   python -m pytest tests/integration/install_istio tests/integration/federate -q -p no:cacheprovider
   banner "integration: verify_mesh - a healthy mesh, then one fault at a time, named in the report (pytest)"
   python -m pytest tests/integration/verify -q -p no:cacheprovider
+  banner "integration: onboard_vm - the sandbox VM vm1 joins cluster2 through its real istiod (pytest)"
+  python -m pytest tests/integration/onboard_vm -q -p no:cacheprovider -s
   banner "integration: hardening - bad input, check mode on fresh clusters, secret scan, a dead API server (pytest)"
   python -m pytest tests/integration/hardening -q -p no:cacheprovider -s
 }

@@ -27,6 +27,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 for _path in (HERE, os.path.join(HERE, "sandbox")):  # for playbook_runner and sandbox_helpers
     if _path not in sys.path:
         sys.path.insert(0, _path)
+# the collection's pure helpers (`make venv` links this checkout there), e.g. to read a cluster.env
+_COLLECTIONS = os.path.join(REPO_ROOT, ".build", "collections")
+if os.path.isdir(_COLLECTIONS) and _COLLECTIONS not in sys.path:
+    sys.path.append(_COLLECTIONS)
 
 
 @dataclasses.dataclass

@@ -264,8 +264,8 @@ def istio_module_dir(work: str) -> str:
                          capture_output=True, text=True, env=_go_env(), cwd=work, check=False)
     m = re.search(r'"Dir":\s*"([^"]+)"', res.stdout)
     if res.returncode != 0 or not m or not os.path.isdir(m.group(1)):
-        raise BuildError("go mod download istio.io/istio@%s failed: %s" % (versions.ISTIO_MODULE_VERSION,
-                                                                         (res.stderr or res.stdout).strip()[-400:]))
+        why = (res.stderr or res.stdout).strip()[-400:]
+        raise BuildError("go mod download istio.io/istio@%s failed: %s" % (versions.ISTIO_MODULE_VERSION, why))
     return m.group(1)
 
 

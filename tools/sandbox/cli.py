@@ -226,8 +226,9 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--clusters", type=int, default=int(os.environ.get("SANDBOX_CLUSTERS") or 2),
                    help="number of clusters (default: $SANDBOX_CLUSTERS or 2)")
     u.add_argument("--istiod", action="store_true", help="also start one istiod per cluster")
-    u.add_argument("--vms", type=int, default=_env_int("SANDBOX_VMS", 0),
-                   help="also start VM hosts vm1..N (Debian, systemd, sshd on 127.0.0.1:2222+; default: $SANDBOX_VMS or 0); "
+    u.add_argument("--vms", type=int, default=_env_int("SANDBOX_VMS", 1),
+                   help="also start VM hosts vm1..N (Debian, systemd, sshd on 127.0.0.1:2222+; default: $SANDBOX_VMS or 1, "
+                        "the sandbox inventory's vm1); "
                         "with --clusters 0 only the VMs")
     u.set_defaults(func=cmd_up)
     d = sub.add_parser("down", help="stop and delete every sandbox cluster and istiod")

@@ -96,6 +96,9 @@ Group=istio-proxy
 WorkingDirectory=/
 EnvironmentFile=/var/lib/istio/envoy/sidecar.env
 ExecStart=/usr/local/bin/xds-standin
+# the agent writes its bootstrap once, at its start: the stand-in of a restarted agent must read the
+# new one (metadata from a changed cluster.env), not the last agent's, so it is gone once this stops
+ExecStopPost=/bin/sh -c 'rm -f "$${GRPC_XDS_BOOTSTRAP:-/etc/istio/proxy/grpc-bootstrap.json}"'
 Restart=on-failure
 RestartSec=5
 

@@ -396,8 +396,12 @@ class Vm:
         to `running` in the container."""
         r = self.root
         _write(r, "etc/hostname", self.name + "\n")
-        _write(r, "etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-               % self.name)
+        # /etc/hosts is the VM's own once it has its name: what the VM adds (onboard_vm's istiod
+        # entry) survives a reboot, as on a real VM
+        hosts = os.path.join(r, "etc/hosts")
+        mine = "127.0.1.1\t%s\n" % self.name
+        if not os.path.exists(hosts) or mine not in open(hosts).read():
+            _write(r, "etc/hosts", "127.0.0.1\tlocalhost\n%s::1\tlocalhost ip6-localhost ip6-loopback\n" % mine)
         with open("/etc/resolv.conf") as f:
             _write(r, "etc/resolv.conf", f.read())
         os.makedirs(os.path.join(r, "root/.ssh"), mode=0o700, exist_ok=True)

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """No secret in any output: every playbook run with -vvv --diff (the default callback, what
 a user or an AWX job log shows) while it writes secrets: the cacerts Secrets and remote
-secrets of fresh clusters, then TokenRequest tokens (token_mode request), re-issued for a
-new lifetime, then token Secrets again.  The output is searched for every token and private
+secrets of fresh clusters and vm1's token, then TokenRequest tokens (token_mode request),
+re-issued for a new lifetime, then token Secrets again and a renewed token for vm1.  The output is searched for every token and private
 key read back from the clusters and the CA directory, in their plain, base64 and
 JSON-escaped forms: zero hits."""
 
@@ -47,6 +47,19 @@ def cluster_secrets(sandbox):
     return found
 
 
+def vm_secrets(sandbox):
+    """vm1's token (the controller's copy onboard_vm pushed) and the private key its agent holds."""
+    from tools.sandbox import vm as sandbox_vm
+    found = []
+    token = os.path.join(os.path.dirname(sandbox.kubeconfig), "vm-files", "vm1", "istio-token")
+    if os.path.exists(token):
+        found.append(open(token).read())
+    res = sandbox_vm.Vm("vm1").ssh("cat", "/etc/certs/key.pem")
+    if res.returncode == 0:
+        found.append(res.stdout)
+    return found
+
+
 def ca_keys(sandbox):
     top = os.path.join(os.path.dirname(sandbox.kubeconfig), "ca")
     return [open(os.path.join(d, f)).read() for d, _dirs, files in os.walk(top) for f in files
@@ -68,23 +81,24 @@ def forms(secret):
 def secrets(sandbox_istiod):
     """Runs that write secrets, then every secret they wrote (and the CA keys)."""
     found = []
-    run_verbose("site.yml")  # fresh clusters (test_02 left them so): cacerts, token Secrets, remote secrets
-    found += cluster_secrets(sandbox_istiod)
+    run_verbose("site.yml")  # fresh clusters (test_02 left them so): cacerts, token Secrets, remote secrets, vm1's token
+    found += cluster_secrets(sandbox_istiod) + vm_secrets(sandbox_istiod)
     run_verbose("federate_clusters.yml", "-e", "federate_clusters_token_mode=request")
     found += cluster_secrets(sandbox_istiod)
     run_verbose("federate_clusters.yml", "-e", "federate_clusters_token_mode=request",
                 "-e", "federate_clusters_token_expiration=7200")
     found += cluster_secrets(sandbox_istiod)
-    run_verbose("site.yml")  # back to token Secrets
-    found += cluster_secrets(sandbox_istiod) + ca_keys(sandbox_istiod)
+    # back to token Secrets; vm1's token renewed (it always has less than 86399 s left) and pushed
+    run_verbose("site.yml", "-e", "onboard_vm_token_renew_before=86399")
+    found += cluster_secrets(sandbox_istiod) + ca_keys(sandbox_istiod) + vm_secrets(sandbox_istiod)
     return found
 
 
 def test_secrets_were_written_and_read_back(secrets):
     assert len(OUTPUTS) == 4
     # tokens of both modes, both cacerts keys and the CA directory's keys
-    assert sum(1 for s in secrets if s.count(".") == 2 and s.startswith("eyJ")) >= 6
-    assert sum(1 for s in secrets if "PRIVATE KEY" in s) >= 5
+    assert sum(1 for s in secrets if s.count(".") == 2 and s.startswith("eyJ")) >= 8
+    assert sum(1 for s in secrets if "PRIVATE KEY" in s) >= 7
 
 
 def test_no_secret_in_any_output(secrets):

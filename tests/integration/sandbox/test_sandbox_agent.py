@@ -217,8 +217,8 @@ def vm_identity(exposed):
 
 def _token(sandbox, ns: str, audience: str) -> str:
     core = client.CoreV1Api(sandbox.api_client(CLUSTER))
-    req = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[audience],
-                                                                              expiration_seconds=3600))
+    spec = client.V1TokenRequestSpec(audiences=[audience], expiration_seconds=3600)
+    req = client.AuthenticationV1TokenRequest(spec=spec)
     return core.create_namespaced_service_account_token("vm-sa", ns, req).status.token
 
 
