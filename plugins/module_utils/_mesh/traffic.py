@@ -329,7 +329,7 @@ def _string_list(where, value, field, check, what):
     if value is None:
         return None
     if isinstance(value, str) or not isinstance(value, list) or not value:
-        _fail(where, "must be a non-empty list of %s, got %r" % (what, value), field)
+        _fail(where, "must be a non-empty list, each %s, got %r" % (what, value), field)
     for item in value:
         if not isinstance(item, str) or not check(item):
             _fail(where, "%r is not %s" % (item, what), field)
