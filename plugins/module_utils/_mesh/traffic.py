@@ -503,8 +503,11 @@ def entries(policies, field=FIELD):
     checked = validate(policies, field)
     rules = [e for e in (_destination_rule(p) for p in checked) if e is not None]
     services = [e for e in (_virtual_service(p) for p in checked) if e is not None]
-    key = (lambda e: (e["namespace"], e["name"]))
-    return {"DestinationRule": sorted(rules, key=key), "VirtualService": sorted(services, key=key)}
+    return {"DestinationRule": sorted(rules, key=_ref), "VirtualService": sorted(services, key=_ref)}
+
+
+def _ref(entry):
+    return (entry["namespace"], entry["name"])
 
 
 # --- stages ---------------------------------------------------------------------
