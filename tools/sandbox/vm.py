@@ -22,7 +22,6 @@ Standard library only.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -228,13 +227,7 @@ def ensure_root() -> str:
     if why:
         raise SandboxError("vm: cannot build the Debian root: %s" % why)
     base = os.path.join(build.cache_base(), "components")
-    os.makedirs(base, exist_ok=True)
-    with open(os.path.join(base, ".vmroot.lock"), "w") as lockf:
-        try:
-            fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log("vm: another process builds the Debian root; waiting for it")
-            fcntl.flock(lockf, fcntl.LOCK_EX)
+    with common.dir_lock(base, "vm: another process builds the Debian root; waiting for it", ".vmroot.lock"):
         if _root_complete(final):
             return final
         # build beside the final place, rename when complete: an interrupted build leaves nothing behind
@@ -545,16 +538,8 @@ def _tail(path: str, lines: int = 15) -> str:
 # ---------------------------------------------------------------- control (up, vm, down, status)
 
 
-@contextlib.contextmanager
 def _lock():
-    os.makedirs(workdir(), exist_ok=True)
-    with open(os.path.join(workdir(), ".lock"), "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log("vm: another sandbox command works on the VMs; waiting for it")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        yield
+    return common.dir_lock(workdir(), "vm: another sandbox command works on the VMs; waiting for it")
 
 
 def _start(v: Vm) -> None:
