@@ -142,16 +142,21 @@ def save_state(st: dict) -> None:
 
 
 @contextlib.contextmanager
-def sandbox_lock():
-    """Serialise sandbox commands (pytest and molecule may call `up` at the same time)."""
-    os.makedirs(sandbox_dir(), exist_ok=True)
-    with open(os.path.join(sandbox_dir(), ".lock"), "w") as f:
+def dir_lock(directory: str, waiting: str, name: str = ".lock"):
+    """An exclusive lock on ``directory``/``name``; ``waiting`` is said when another holder makes us wait."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, name), "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log("another sandbox command is running; waiting for it")
+            log(waiting)
             fcntl.flock(f, fcntl.LOCK_EX)
         yield
+
+
+def sandbox_lock():
+    """Serialise sandbox commands (pytest and molecule may call `up` at the same time)."""
+    return dir_lock(sandbox_dir(), "another sandbox command is running; waiting for it")
 
 
 # ---------------------------------------------------------------- binaries

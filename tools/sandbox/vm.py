@@ -22,7 +22,6 @@ Standard library only.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -115,6 +114,10 @@ def mirror() -> str:
 def debootstrap_argv(target: str, mirror_url: str, suite: str = SUITE, variant: str = VARIANT,
                      packages=PACKAGES) -> list:
     return ["debootstrap", "--variant=" + variant, "--include=" + ",".join(packages), suite, target, mirror_url]
+
+
+class BootExited(SandboxError):
+    """systemd-nspawn exited before the VM was ready."""
 
 
 def nspawn_argv(root: str, machine: str, hostname: str) -> list:
@@ -228,13 +231,7 @@ def ensure_root() -> str:
     if why:
         raise SandboxError("vm: cannot build the Debian root: %s" % why)
     base = os.path.join(build.cache_base(), "components")
-    os.makedirs(base, exist_ok=True)
-    with open(os.path.join(base, ".vmroot.lock"), "w") as lockf:
-        try:
-            fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log("vm: another process builds the Debian root; waiting for it")
-            fcntl.flock(lockf, fcntl.LOCK_EX)
+    with common.dir_lock(base, "vm: another process builds the Debian root; waiting for it", ".vmroot.lock"):
         if _root_complete(final):
             return final
         # build beside the final place, rename when complete: an interrupted build leaves nothing behind
@@ -326,6 +323,7 @@ class Vm:
         self.log_file = os.path.join(self.dir, "nspawn.log")
         self.port = ssh_port(self.index)
         self.machine = machine_name(name, common.sandbox_dir())
+        self.proc = None  # the nspawn process this process booted, if any
 
     # ---- process
 
@@ -451,15 +449,15 @@ class Vm:
         self.check_port()
         ensure_nspawn_propagation_dir()
         self.configure()
+        argv = nspawn_argv(self.root, self.machine, self.name)
         with open(self.log_file, "a") as lf:
-            lf.write("---- %s boot: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                             " ".join(nspawn_argv(self.root, self.machine, self.name))))
+            lf.write("---- %s boot: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), " ".join(argv)))
             lf.flush()
-            proc = subprocess.Popen(nspawn_argv(self.root, self.machine, self.name), stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                     stdout=lf, stderr=subprocess.STDOUT, start_new_session=True)
         common.write_file_atomic(self.pid_file, "%d\n" % proc.pid, 0o644)
         log("vm: %s: booting (systemd-nspawn pid %d, log %s)" % (self.name, proc.pid, self.log_file))
-        self._proc = proc
+        self.proc = proc
         return proc.pid
 
     def wait_ready(self, timeout: float = BOOT_TIMEOUT) -> str:
@@ -471,8 +469,10 @@ class Vm:
         while True:
             p = self.pid()
             if not p:
-                raise SandboxError("vm: %s: systemd-nspawn exited while booting; see %s:\n%s"
-                                   % (self.name, self.log_file, _tail(self.log_file)))
+                status = self.proc.poll() if self.proc is not None else None
+                raise BootExited("vm: %s: systemd-nspawn exited%s while booting; see %s:\n%s"
+                                 % (self.name, "" if status is None else " (status %d)" % status,
+                                    self.log_file, _tail(self.log_file)))
             state = self.system_state()
             if state in ("running", "degraded"):
                 break
@@ -530,7 +530,7 @@ class Vm:
 
 def _reap(v: Vm, p: int) -> None:
     """Collect our own child (a VM booted by this process) once it exited."""
-    proc = getattr(v, "_proc", None)
+    proc = v.proc
     if proc is not None and proc.pid == p:
         proc.poll()
 
@@ -545,22 +545,21 @@ def _tail(path: str, lines: int = 15) -> str:
 # ---------------------------------------------------------------- control (up, vm, down, status)
 
 
-@contextlib.contextmanager
 def _lock():
-    os.makedirs(workdir(), exist_ok=True)
-    with open(os.path.join(workdir(), ".lock"), "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log("vm: another sandbox command works on the VMs; waiting for it")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        yield
+    return common.dir_lock(workdir(), "vm: another sandbox command works on the VMs; waiting for it")
 
 
 def _start(v: Vm) -> None:
+    """Boot the VM and wait until it is ready; a container that exits while booting is booted once
+    more (a clean-clone CI run saw one nspawn exit at once, silently, and the next boot work)."""
     t0 = time.monotonic()
     v.boot()
-    state = v.wait_ready()
+    try:
+        state = v.wait_ready()
+    except BootExited as e:
+        log("%s\nvm: %s: booting it once more" % (e, v.name))
+        v.boot()
+        state = v.wait_ready()
     log("vm: %s: %s in %.1fs; ssh -i %s -p %d root@127.0.0.1" % (
         v.name, state, time.monotonic() - t0, key_file(), v.port))
 

@@ -332,13 +332,28 @@ def token_subject(namespace, service_account):
     return "system:serviceaccount:%s:%s" % (namespace, service_account)
 
 
-def token_plan(token, now, renew_before, namespace, service_account):
-    """(renew, reason, expires) for the token the controller holds (text or None)."""
+def token_sa_uid(claims):
+    """The UID of the ServiceAccount a Kubernetes token was issued for (None when it does not say)."""
+    sa = ((claims or {}).get("kubernetes.io") or {}).get("serviceaccount") or {}
+    return sa.get("uid") if isinstance(sa, dict) else None
+
+
+def token_plan(token, now, renew_before, namespace, service_account, sa_uid=None):
+    """(renew, reason, expires) for the token the controller holds (text or None).
+
+    ``sa_uid``: the UID of the ServiceAccount as the cluster has it now (None: it does not
+    exist yet); a token of another UID was issued for an earlier ServiceAccount of that name
+    (deleted and made again, or a cluster built anew) and its signature is no longer accepted."""
     claims = token_claims(token)
     if token is None:
         return True, "no token yet", None
     if claims is None:
         return True, "the token is not a readable JWT", None
+    if sa_uid is None:
+        return True, "ServiceAccount %s/%s does not exist yet" % (namespace, service_account), claims.get("exp")
+    if token_sa_uid(claims) not in (None, sa_uid):
+        return True, "the token is of an earlier ServiceAccount %s/%s (uid %s, now %s)" % (
+            namespace, service_account, token_sa_uid(claims), sa_uid), claims.get("exp")
     expires = claims.get("exp")
     aud = claims.get("aud")
     auds = aud if isinstance(aud, list) else [aud]

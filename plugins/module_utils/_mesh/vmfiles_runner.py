@@ -152,8 +152,10 @@ def run_vm_files(params, service, check_mode, diff, clock=time.time):
     wanted = wanted_files(inputs, params)
     token_path = os.path.join(dest, "istio-token")
     have_token = files.read_optional(token_path, "dest")
+    sa_obj = service.get("v1", "ServiceAccount", sa, wg["namespace"])
+    sa_uid = ((sa_obj or {}).get("metadata") or {}).get("uid")
     renew, reason, expires = vmfiles.token_plan(have_token.decode("utf-8", "replace") if have_token is not None else None,
-                                                clock(), params["token_renew_before"], wg["namespace"], sa)
+                                                clock(), params["token_renew_before"], wg["namespace"], sa, sa_uid)
     todo = files.plan(dest, wanted, vmfiles.mode_of)
     if renew:
         todo.append(("istio-token", "create" if have_token is None else "update"))

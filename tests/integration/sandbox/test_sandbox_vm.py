@@ -153,6 +153,22 @@ def test_changes_in_the_vm_do_not_reach_the_cached_root(vms):
     assert not os.path.exists(os.path.join(vm.root_cache_dir(), "root/.ssh/authorized_keys"))
 
 
+def test_a_container_that_exits_while_booting_is_booted_once_more(vms, monkeypatch, capsys):
+    vms.run("vm", "--stop", "vm1")
+    assert not vms.vm.pid()
+    real = vm.nspawn_argv
+    argvs = iter([lambda *a: ["/bin/true"], real])
+    monkeypatch.setattr(vm, "nspawn_argv", lambda *a: next(argvs)(*a))
+    v = vm.Vm("vm1")
+    vm._start(v)
+    out = capsys.readouterr()
+    out = out.out + out.err
+    assert "vm: vm1: systemd-nspawn exited (status 0) while booting" in out, out
+    assert "vm: vm1: booting it once more" in out, out
+    assert vm.is_nspawn_of(common.proc_cmdline(v.pid()), v.root)
+    assert vms.ssh("systemctl is-system-running") == "running"
+
+
 def test_down_stops_the_vm_and_closes_its_port(vms):
     pid, port, root = vms.vm.pid(), vms.vm.port, vms.vm.root
     assert pid and common.port_listening(port)

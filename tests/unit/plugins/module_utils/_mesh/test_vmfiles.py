@@ -242,9 +242,18 @@ SUB = "system:serviceaccount:vm-apps:hello-sa"
     (jwt({"sub": SUB, "aud": ["istio-ca"]}), 1000, True, "no expiry"),
 ])
 def test_token_plan(token, now, renew, reason):
-    got = vmfiles.token_plan(token, now, 900, "vm-apps", "hello-sa")
+    got = vmfiles.token_plan(token, now, 900, "vm-apps", "hello-sa", "uid-1")
     assert got[0] is renew
     assert reason in got[1]
+
+
+def test_token_of_an_earlier_service_account_is_renewed():
+    claims = {"sub": SUB, "aud": ["istio-ca"], "exp": 10000, "kubernetes.io": {"serviceaccount": {"uid": "uid-old"}}}
+    renew, reason, dummy = vmfiles.token_plan(jwt(claims), 1000, 900, "vm-apps", "hello-sa", "uid-new")
+    assert renew and "earlier ServiceAccount vm-apps/hello-sa (uid uid-old, now uid-new)" in reason
+    assert vmfiles.token_plan(jwt(claims), 1000, 900, "vm-apps", "hello-sa", "uid-old")[0] is False
+    renew, reason, dummy = vmfiles.token_plan(jwt(claims), 1000, 900, "vm-apps", "hello-sa", None)
+    assert renew and "does not exist yet" in reason
 
 
 def test_token_never_in_a_diff():
