@@ -157,7 +157,7 @@ def _host(where, host, field, allow_global=False):
     if host.endswith(GLOBAL_SUFFIX) and not allow_global:
         _fail(where, "host: %s is a .global host, whose DestinationRule and VirtualService the federation writes "
               "(meshfed.istio.global_service_entries); route it with federate_clusters_global_routes "
-              "(traffic.global_routes makes that value from this policy)" % host, field)
+              "(the filter meshfed.istio.mesh_global_routes makes that value from this policy)" % host, field)
     return host
 
 
@@ -650,3 +650,87 @@ def global_routes(policies, field=FIELD):
         # zero weights dropped, as in virtual_service
         out[p["host"]] = dict((s, w) for s, w in p["routes"][0]["to"] if w > 0)
     return dict((h, out[h]) for h in sorted(out))
+
+
+# --- what the module checks against the cluster ---------------------------------
+
+def scope(checked, namespaces=None, field=FIELD):
+    """The namespaces the module lists and prunes: ``namespaces`` when given (every policy's
+    namespace must be one of them, or its objects would be written but never pruned), else the
+    namespaces of the ``checked`` policies (``validate``), sorted; [] for none (cluster-wide)."""
+    if not namespaces:
+        return sorted(set(p["namespace"] for p in checked))
+    for ns in namespaces:
+        if not names.is_dns1123_label(ns):
+            raise MeshError("namespaces: %r is not a DNS-1123 label" % (ns,), field="namespaces")
+    for i, p in enumerate(checked):
+        if p["namespace"] not in namespaces:
+            _fail("%s[%d] (%s)" % (field, i, p["host"]), "namespace %s is not one of namespaces (%s); its objects "
+                  "would be written but never pruned" % (p["namespace"], ", ".join(sorted(set(namespaces)))), field)
+    return sorted(set(namespaces))
+
+
+def absent_scope(policies, namespaces=None, field=FIELD):
+    """The namespaces of ``state: absent``: ``namespaces``, else the ``namespace`` of each policy
+    (only that key is read: the rest of a policy being removed is not checked)."""
+    if namespaces:
+        return scope([], namespaces, field)
+    out = set()
+    for i, policy in enumerate(policies or []):
+        ns = policy.get("namespace") if isinstance(policy, dict) else None
+        if not names.is_dns1123_label(ns):
+            _fail(where_of(field, i, policy), "namespace: %r is not a DNS-1123 label" % (ns,), field)
+        out.add(ns)
+    return sorted(out)
+
+
+def _selects(selector, pod):
+    meta = pod.get("metadata") or {}
+    if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return False
+    labels = meta.get("labels") or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def subsets_without_pods(checked, pods_by_namespace, cluster, field=FIELD):
+    """One message per subset of the ``checked`` policies (``validate``) whose labels select no
+    live Pod (not terminating, not Succeeded or Failed) of its namespace in ``pods_by_namespace``
+    ({namespace: [pod]}, as listed from ``cluster``), naming the policy and the subset."""
+    out = []
+    for i, p in enumerate(checked):
+        pods = pods_by_namespace.get(p["namespace"]) or []
+        for subset, labels in p["subsets"]:
+            if not any(_selects(labels, pod) for pod in pods):
+                out.append("%s[%d] (%s).subsets.%s: labels %s select no Pod in namespace %s of %s" % (
+                    field, i, p["host"], subset, ",".join("%s=%s" % kv for kv in sorted(labels.items())),
+                    p["namespace"], cluster))
+    return out
+
+
+def staged(sample_or_staged, namespace=None, field="sample"):
+    """A staged policy ({policy, stages}): one of SAMPLE_STAGES by name (a copy), or the given one.
+    ``namespace`` moves a sample's policy to another namespace, its host
+    (``<service>.<namespace>.svc.cluster.local``) with it; not for a ``.global`` sample."""
+    if isinstance(sample_or_staged, str):
+        if sample_or_staged not in SAMPLE_STAGES:
+            raise MeshError("%s: %r is not a sample; samples: %s (or give a staged policy {policy, stages})"
+                            % (field, sample_or_staged, ", ".join(sorted(SAMPLE_STAGES))), field=field)
+        out = copy.deepcopy(SAMPLE_STAGES[sample_or_staged])
+    elif isinstance(sample_or_staged, dict):
+        if namespace is not None:
+            raise MeshError("%s: namespace moves a named sample only; set it in the staged policy" % field,
+                            field=field)
+        return sample_or_staged
+    else:
+        raise MeshError("%s: must be a sample name (%s) or a staged policy {policy, stages}, got %s"
+                        % (field, ", ".join(sorted(SAMPLE_STAGES)), type(sample_or_staged).__name__), field=field)
+    if namespace is not None:
+        policy = out["policy"]
+        if policy["host"].endswith(GLOBAL_SUFFIX):
+            raise MeshError("%s: %s is a .global host, named by the federation; it has no namespace to move to"
+                            % (field, policy["host"]), field=field)
+        if not names.is_dns1123_label(namespace):
+            raise MeshError("namespace: %r is not a DNS-1123 label" % (namespace,), field="namespace")
+        policy["host"] = "%s.%s.svc.cluster.local" % (default_name(policy["host"]), namespace)
+        policy["namespace"] = namespace
+    return out
