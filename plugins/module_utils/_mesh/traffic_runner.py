@@ -81,7 +81,9 @@ def run(params, service, check_mode, diff):
         except ClusterError as e:
             # what was written (the kind before, the part of this one that went through) is returned
             done.append((plan.kind, e.result))
-            raise ClusterError(str(e), field=e.field, result=reconcile_runner.merge(done, False), status=e.status)
+            partial = reconcile_runner.merge(done, False)
+            partial["failed"] = ["%s %s" % (plan.kind, ref) for ref in e.result.get("failed") or []]
+            raise ClusterError(str(e), field=e.field, result=partial, status=e.status)
     result = reconcile_runner.merge(sorted(done, key=lambda kv: KINDS.index(kv[0])), diff)
     result["namespaces"] = namespaces
     return result
