@@ -68,6 +68,8 @@ run_integration() {
   done
   banner "integration: playbooks against the sandbox (pytest)"
   python -m pytest tests/integration/install_istio tests/integration/federate -q -p no:cacheprovider
+  banner "integration: traffic_policy - the bookinfo and helloworld stages through the real API servers (pytest)"
+  python -m pytest tests/integration/traffic -q -p no:cacheprovider
   banner "integration: verify_mesh - a healthy mesh, then one fault at a time, named in the report (pytest)"
   python -m pytest tests/integration/verify -q -p no:cacheprovider
   banner "integration: onboard_vm - the sandbox VM vm1 joins cluster2 through its real istiod (pytest)"
