@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from . import versions
+from . import common, versions
 
 # Free space the cold build needs: module cache (~2 GiB), build cache
 # (~4 GiB) and binaries (~0.7 GiB), with room to spare.
@@ -267,6 +267,25 @@ def istio_module_dir(work: str) -> str:
         why = (res.stderr or res.stdout).strip()[-400:]
         raise BuildError("go mod download istio.io/istio@%s failed: %s" % (versions.ISTIO_MODULE_VERSION, why))
     return m.group(1)
+
+
+def expose_istio_release() -> str:
+    """``<sandbox>/istio``: a link to the pinned Istio source, which holds ``samples/`` as a release
+    directory does (what deploy_samples reads); its istioctl is the sandbox's ``bin/istioctl``."""
+    link = os.path.join(common.sandbox_dir(), "istio")
+    work = tempfile.mkdtemp(prefix="istio-src-")
+    try:
+        target = istio_module_dir(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if not (os.path.islink(link) and os.readlink(link) == target):
+        os.makedirs(common.sandbox_dir(), exist_ok=True)
+        tmp = link + ".tmp"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    return link
 
 
 BUILDERS = {"kwok": build_kwok, "kubernetes": build_kubernetes, "etcd": build_etcd, "istio": build_istio,

@@ -31,6 +31,10 @@ def cmd_up(args) -> int:
     if args.clusters:
         svcproxy.ensure()  # first: it follows the clusters and their istiod Services as they come
         changed = cluster.up(args.clusters, also=lb.ensure)
+        try:  # the samples of the pinned Istio, as a release directory holds them (deploy_samples)
+            log("Istio release directory (its samples/): %s" % build.expose_istio_release())
+        except build.BuildError as e:
+            log("Istio release directory not available (deploy_samples needs it): %s" % e)
     if args.istiod:
         changed |= istiod.start()
     if args.vms:

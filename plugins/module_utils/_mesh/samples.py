@@ -1,0 +1,226 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module util is PRIVATE to the meshfed.istio collection. It may change
+# without notice between releases.
+
+"""Istio's sample applications on the mesh's clusters (pure).
+
+``samples_plan`` checks where the inventory puts which sample (``deploy_samples_placement``, or
+the seeds' placement when it is not set) and says, per cluster, which namespaces to make (with
+the injection label of the cluster's Istio: ``istio.io/rev`` for a revision, else
+``istio-injection``) and which manifest file of the Istio release to apply for each app.
+``app_manifests`` turns the documents of such a file into the manifests of one placement: the
+versions asked for, the namespace, an image registry override.
+
+The manifests always come from the release the user installed (``<istio_dir>/samples``), so they
+match it: ``sleep`` became ``curl`` in Istio 1.24, and either name finds whichever the release has.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import names
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+
+VAR = "deploy_samples_placement"
+# app -> (candidate files under samples/, in order of preference; versions one may choose; default
+# namespace; the workloads the versions choose among: names starting so)
+APPS = {
+    "curl": (("curl/curl.yaml", "sleep/sleep.yaml"), (), "curl", None),
+    "httpbin": (("httpbin/httpbin.yaml",), (), "httpbin", None),
+    "helloworld": (("helloworld/helloworld.yaml",), ("v1", "v2"), "sample", "helloworld-"),
+    "bookinfo": (("bookinfo/platform/kube/bookinfo.yaml",), ("v1", "v2", "v3"), "bookinfo", "reviews-"),
+}
+ALIASES = {"sleep": "curl"}
+ENTRY_KEYS = ("app", "namespace", "versions")
+GATEWAY_FILE = "bookinfo/networking/bookinfo-gateway.yaml"
+# the seeds' placement: cluster index -> [(app, namespace, versions)]
+SEEDS = (
+    (("curl", "foo", ()), ("helloworld", "sample", ("v1",)), ("curl", "sample", ()), ("bookinfo", "bookinfo", ())),
+    (("httpbin", "bar", ()), ("helloworld", "sample", ("v2",)), ("curl", "sample", ())),
+)
+
+
+def seed_placement(cluster_hosts):
+    """The seeds' placement over the first two clusters (one cluster: it takes the second's too)."""
+    out = {}
+    for i, host in enumerate(list(cluster_hosts)[:2]):
+        out[host] = [{"app": a, "namespace": ns, "versions": list(v)} for a, ns, v in SEEDS[i]]
+    if len(cluster_hosts) == 1:
+        first = out[cluster_hosts[0]]
+        first[1]["versions"] = ["v1", "v2"]
+        first.append({"app": "httpbin", "namespace": "bar", "versions": []})
+    return out
+
+
+def app_file(app, files):
+    """The file of ``app`` the release has (relative to samples/), or None."""
+    have = set(files)
+    return next((f for f in APPS[app][0] if f in have), None)
+
+
+def _entry(where, entry, files):
+    if isinstance(entry, str):
+        entry = {"app": entry}
+    if not isinstance(entry, dict):
+        raise MeshError("%s: must be an app name or a mapping with app, namespace, versions; got %s"
+                        % (where, type(entry).__name__), field=VAR)
+    unknown = sorted(str(k) for k in set(entry) - set(ENTRY_KEYS))
+    if unknown:
+        raise MeshError("%s: unknown key(s) %s; allowed: %s" % (where, ", ".join(unknown), ", ".join(ENTRY_KEYS)),
+                        field=VAR)
+    app = ALIASES.get(entry.get("app"), entry.get("app"))
+    if app not in APPS:
+        raise MeshError("%s.app: %r is not a sample this role deploys (%s)"
+                        % (where, entry.get("app"), ", ".join(sorted(set(APPS) | set(ALIASES)))), field=VAR)
+    candidates, versions, default_ns, dummy = APPS[app]
+    ns = entry.get("namespace") or default_ns
+    if not names.is_dns1123_label(ns):
+        raise MeshError("%s.namespace: %r is not a DNS-1123 label" % (where, ns), field=VAR)
+    chosen = entry.get("versions")
+    if chosen is None or chosen == []:
+        chosen = list(versions)
+    if not isinstance(chosen, list) or not all(isinstance(v, str) for v in chosen):
+        raise MeshError("%s.versions: must be a list of version names, got %r" % (where, chosen), field=VAR)
+    bad = [v for v in chosen if v not in versions]
+    if bad:
+        raise MeshError("%s.versions: %s %s; %s" % (
+            where, ", ".join(bad), "is not a version of " + app if len(bad) == 1 else "are not versions of " + app,
+            "choose from " + ", ".join(versions) if versions else "%s has no versions" % app), field=VAR)
+    path = app_file(app, files)
+    if path is None:
+        raise MeshError("%s: the Istio release has no %s sample (looked for samples/%s)"
+                        % (where, app, " and samples/".join(candidates)), field=VAR)
+    return {"app": app, "name": path.split("/")[-1][:-len(".yaml")], "namespace": ns,
+            "versions": sorted(set(chosen)), "file": path}
+
+
+def samples_plan(placement, cluster_hosts, hostvars, files):
+    """Per cluster host: {host, cluster, namespaces: [{name, labels}], apps: [...]} and a summary.
+
+    ``placement``: {cluster host: [app entries]} (None: the seeds'); ``files``: the paths under the
+    release's samples/ directory.  MeshError naming the cluster host and the variable."""
+    cluster_hosts = list(cluster_hosts or [])
+    if placement is None:
+        placement = seed_placement(cluster_hosts)
+    if not isinstance(placement, dict):
+        raise MeshError("%s: must be a mapping of cluster host to a list of apps, got %s"
+                        % (VAR, type(placement).__name__), field=VAR)
+    clusters = []
+    for host in sorted(placement):
+        if host not in cluster_hosts:
+            raise MeshError("%s.%s: %s is not a host of mesh_clusters (%s)" % (
+                VAR, host, host, ", ".join(cluster_hosts) or "none"), field=VAR)
+        entries = placement[host] or []
+        if not isinstance(entries, list):
+            raise MeshError("%s.%s: must be a list of apps, got %s" % (VAR, host, type(entries).__name__), field=VAR)
+        hv = hostvars.get(host) or {}
+        apps, seen = [], {}
+        for i, entry in enumerate(entries):
+            where = "%s.%s[%d]" % (VAR, host, i)
+            app = _entry(where, entry, files)
+            key = (app["app"], app["namespace"])
+            if key in seen:
+                raise MeshError("%s: %s in namespace %s is placed twice on %s (also [%d]); give one entry its "
+                                "versions" % (where, app["app"], app["namespace"], host, seen[key]), field=VAR)
+            seen[key] = i
+            apps.append(app)
+        revision = hv.get("install_istio_revision") or ""
+        inject = {"istio.io/rev": revision} if revision else {"istio-injection": "enabled"}
+        namespaces = [{"name": ns, "labels": dict(inject)} for ns in sorted(set(a["namespace"] for a in apps))]
+        clusters.append({"host": host, "cluster": hv.get("mesh_cluster_name") or host, "revision": revision,
+                         "namespaces": namespaces, "apps": apps})
+    summary = ["%s: %s" % (c["cluster"], ", ".join(
+        "%s%s in %s" % (a["name"], " " + "+".join(a["versions"]) if a["versions"] else "", a["namespace"])
+        for a in c["apps"]) or "no samples") for c in clusters]
+    return {"clusters": clusters, "summary": summary}
+
+
+def _version(doc):
+    meta = doc.get("metadata") or {}
+    return (meta.get("labels") or {}).get("version")
+
+
+def _images(doc):
+    """The container dicts of a workload document (Deployment, Pod, ...)."""
+    spec = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return [c for key in ("containers", "initContainers") for c in spec.get(key) or []]
+
+
+def override_image(image, registry):
+    """``image`` from ``registry``: what precedes the image's last path segment replaced
+    (``registry.istio.io/release/examples-helloworld-v1:1.0`` -> ``<registry>/examples-helloworld-v1:1.0``)."""
+    return "%s/%s" % (registry.rstrip("/"), image.rsplit("/", 1)[-1])
+
+
+def app_manifests(docs, app, registry=None):
+    """The manifests of one planned app from the documents of its file: only the workloads of the
+    versions asked for (among the app's versioned workloads: helloworld-*, bookinfo's reviews-*; the
+    other documents are kept: Services, ServiceAccounts, bookinfo's other workloads),
+    in the app's namespace, images from ``registry`` when given."""
+    prefix = APPS[app["app"]][3]
+    out = []
+    for doc in docs or []:
+        if not isinstance(doc, dict) or not doc.get("kind"):
+            continue  # an empty document (a trailing ---)
+        version = _version(doc)
+        versioned = prefix and str((doc.get("metadata") or {}).get("name") or "").startswith(prefix)
+        if versioned and version and version not in app["versions"]:
+            continue
+        doc = copy.deepcopy(doc)
+        doc.setdefault("metadata", {})["namespace"] = app["namespace"]
+        if registry:
+            for container in _images(doc):
+                if container.get("image"):
+                    container["image"] = override_image(container["image"], registry)
+        out.append(doc)
+    return out
+
+
+def gateway_manifests(docs, host, namespace):
+    """bookinfo's Gateway and VirtualService of the release, serving ``host`` instead of ``*``."""
+    out = []
+    for doc in docs or []:
+        if not isinstance(doc, dict) or doc.get("kind") not in ("Gateway", "VirtualService"):
+            continue
+        doc = copy.deepcopy(doc)
+        doc.setdefault("metadata", {})["namespace"] = namespace
+        spec = doc.setdefault("spec", {})
+        if doc["kind"] == "Gateway":
+            for server in spec.get("servers") or []:
+                server["hosts"] = [host]
+        else:
+            spec["hosts"] = [host]
+        out.append(doc)
+    return out
+
+
+# kinds the samples' objects have: what the role prunes and removes
+KINDS = ("v1/Namespace", "v1/Service", "v1/ServiceAccount", "apps/v1/Deployment",
+         "networking.istio.io/v1/Gateway", "networking.istio.io/v1/VirtualService")
+
+
+def cluster_manifests(cluster, docs_by_file, existing_namespaces, owner, registry=None, gateway=None):
+    """Everything the samples make on one cluster of the plan, as manifests, and the namespaces that
+    exist without being the samples' (they only get the injection label, and stay on removal).
+
+    ``docs_by_file``: {file under samples/: its documents}; ``existing_namespaces``: {name: labels}
+    of the cluster's namespaces; ``gateway``: {host, docs} for bookinfo's ingress Gateway, or None.
+    Returns {"manifests": [...], "labelled": [{name, labels}]}."""
+    out, labelled = [], []
+    for ns in cluster["namespaces"]:
+        have = existing_namespaces.get(ns["name"])
+        if have is None or have.get(names.OWNER_LABEL) == owner:
+            out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns["name"], "labels": ns["labels"]}})
+        else:
+            labelled.append(ns)
+    for app in cluster["apps"]:
+        if app["file"] not in docs_by_file:
+            raise MeshError("%s: the documents of samples/%s were not read" % (cluster["host"], app["file"]), field=VAR)
+        out.extend(app_manifests(docs_by_file[app["file"]], app, registry))
+        if app["app"] == "bookinfo" and gateway:
+            out.extend(gateway_manifests(gateway["docs"], gateway["host"], app["namespace"]))
+    return {"manifests": out, "labelled": labelled}

@@ -1,0 +1,149 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Istio's samples on the clusters: placement checks naming host and variable, the seeds'
+placement, injection labels, sleep/curl by release, versions and registry override (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import samples
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
+
+FILES_124 = ["curl/curl.yaml", "sleep/README.md", "httpbin/httpbin.yaml", "helloworld/helloworld.yaml",
+             "bookinfo/platform/kube/bookinfo.yaml", "bookinfo/networking/bookinfo-gateway.yaml"]
+FILES_122 = ["sleep/sleep.yaml", "httpbin/httpbin.yaml", "helloworld/helloworld.yaml",
+             "bookinfo/platform/kube/bookinfo.yaml"]
+HOSTVARS = {"c1": {"mesh_cluster_name": "cluster1"}, "c2": {"mesh_cluster_name": "cluster2"}}
+
+
+def plan(placement=None, hosts=("c1", "c2"), hostvars=None, files=None):
+    return samples.samples_plan(placement, list(hosts), hostvars or HOSTVARS, FILES_124 if files is None else files)
+
+
+def test_the_seeds_placement():
+    p = plan()
+    c1, c2 = p["clusters"]
+    assert [(a["app"], a["namespace"], a["versions"]) for a in c1["apps"]] == [
+        ("curl", "foo", []), ("helloworld", "sample", ["v1"]), ("curl", "sample", []),
+        ("bookinfo", "bookinfo", ["v1", "v2", "v3"])]
+    assert [(a["app"], a["namespace"], a["versions"]) for a in c2["apps"]] == [
+        ("httpbin", "bar", []), ("helloworld", "sample", ["v2"]), ("curl", "sample", [])]
+    assert [n["name"] for n in c1["namespaces"]] == ["bookinfo", "foo", "sample"]
+    assert p["summary"] == ["cluster1: curl in foo, helloworld v1 in sample, curl in sample, bookinfo v1+v2+v3 in bookinfo",
+                            "cluster2: httpbin in bar, helloworld v2 in sample, curl in sample"]
+
+
+def test_one_cluster_gets_every_seed():
+    [c] = plan(hosts=["c1"])["clusters"]
+    assert ("helloworld", ["v1", "v2"]) in [(a["app"], a["versions"]) for a in c["apps"]]
+    assert "httpbin" in [a["app"] for a in c["apps"]]
+
+
+def test_a_third_cluster_gets_nothing_by_default():
+    assert [c["host"] for c in plan(hosts=["c1", "c2", "c3"])["clusters"]] == ["c1", "c2"]
+
+
+def test_sleep_and_curl_follow_the_release():
+    new = plan({"c1": ["sleep"]})["clusters"][0]["apps"][0]
+    assert (new["app"], new["name"], new["file"]) == ("curl", "curl", "curl/curl.yaml")
+    old = plan({"c1": ["curl"]}, files=FILES_122)["clusters"][0]["apps"][0]
+    assert (old["name"], old["file"]) == ("sleep", "sleep/sleep.yaml")
+
+
+def test_injection_label_follows_the_revision():
+    hv = {"c1": {"install_istio_revision": "1-31"}, "c2": {}}
+    c1, c2 = plan({"c1": ["httpbin"], "c2": ["httpbin"]}, hostvars=hv)["clusters"]
+    assert c1["namespaces"] == [{"name": "httpbin", "labels": {"istio.io/rev": "1-31"}}]
+    assert c2["namespaces"] == [{"name": "httpbin", "labels": {"istio-injection": "enabled"}}]
+
+
+@pytest.mark.parametrize("placement, msg", [
+    ({"c9": ["curl"]}, r"deploy_samples_placement.c9: c9 is not a host of mesh_clusters \(c1, c2\)"),
+    ({"c1": ["nginx"]}, r"deploy_samples_placement.c1\[0\].app: 'nginx' is not a sample this role deploys"),
+    ({"c1": [{"app": "helloworld", "versions": ["v3"]}]},
+     r"deploy_samples_placement.c1\[0\].versions: v3 is not a version of helloworld; choose from v1, v2"),
+    ({"c1": [{"app": "curl", "versions": ["v1"]}]}, r"c1\[0\].versions: v1 is not a version of curl; curl has no versions"),
+    ({"c1": [{"app": "curl", "namespace": "Foo"}]}, r"c1\[0\].namespace: 'Foo' is not a DNS-1123 label"),
+    ({"c1": [{"app": "curl", "ns": "foo"}]}, r"c1\[0\]: unknown key\(s\) ns; allowed: app, namespace, versions"),
+    ({"c1": ["curl", {"app": "sleep"}]}, r"c1\[1\]: curl in namespace curl is placed twice on c1 \(also \[0\]\)"),
+    ({"c1": "curl"}, r"deploy_samples_placement.c1: must be a list of apps, got str"),
+    (["curl"], r"deploy_samples_placement: must be a mapping of cluster host"),
+])
+def test_bad_placement_is_refused_naming_host_and_variable(placement, msg):
+    with pytest.raises(MeshError, match=msg) as e:
+        plan(placement)
+    assert e.value.field == "deploy_samples_placement"
+
+
+def test_a_release_without_the_sample_is_refused():
+    with pytest.raises(MeshError, match=r"c1\[0\]: the Istio release has no bookinfo sample \(looked for "
+                                        r"samples/bookinfo/platform/kube/bookinfo.yaml\)"):
+        plan({"c1": ["bookinfo"]}, files=["curl/curl.yaml"])
+
+
+HELLOWORLD = [
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "helloworld", "labels": {"app": "helloworld"}}},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "helloworld-v1", "labels": {"version": "v1"}},
+     "spec": {"template": {"spec": {"containers": [{"name": "helloworld",
+                                                    "image": "registry.istio.io/release/examples-helloworld-v1:1.0"}]}}}},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "helloworld-v2", "labels": {"version": "v2"}},
+     "spec": {"template": {"spec": {"containers": [{"name": "helloworld",
+                                                    "image": "registry.istio.io/release/examples-helloworld-v2:1.0"}]}}}},
+    None,
+]
+
+
+def test_manifests_of_the_versions_asked_for_in_the_namespace():
+    app = {"app": "helloworld", "namespace": "sample", "versions": ["v2"]}
+    out = samples.app_manifests(HELLOWORLD, app)
+    assert [(d["kind"], d["metadata"]["name"], d["metadata"]["namespace"]) for d in out] == [
+        ("Service", "helloworld", "sample"), ("Deployment", "helloworld-v2", "sample")]
+    assert "namespace" not in HELLOWORLD[0]["metadata"], "the documents given are not changed"
+
+
+def test_bookinfo_versions_choose_among_reviews_only():
+    docs = [{"kind": "Deployment", "metadata": {"name": n, "labels": {"version": v}}}
+            for n, v in (("details-v1", "v1"), ("reviews-v1", "v1"), ("reviews-v3", "v3"))]
+    out = samples.app_manifests(docs, {"app": "bookinfo", "namespace": "bookinfo", "versions": ["v3"]})
+    assert [d["metadata"]["name"] for d in out] == ["details-v1", "reviews-v3"]
+
+
+def test_registry_override_keeps_the_image_name_and_tag():
+    app = {"app": "helloworld", "namespace": "sample", "versions": ["v1"]}
+    [dummy, dep] = samples.app_manifests(HELLOWORLD, app, "mirror.example.com/istio/")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "mirror.example.com/istio/examples-helloworld-v1:1.0"
+    assert samples.override_image("curlimages/curl:8.16.0", "m.example.com") == "m.example.com/curl:8.16.0"
+
+
+def test_gateway_serves_the_host():
+    docs = [{"kind": "Gateway", "metadata": {"name": "bookinfo-gateway"},
+             "spec": {"servers": [{"port": {"number": 8080}, "hosts": ["*"]}]}},
+            {"kind": "VirtualService", "metadata": {"name": "bookinfo"}, "spec": {"hosts": ["*"], "http": []}}]
+    gw, vs = samples.gateway_manifests(docs, "bookinfo.example.com", "bookinfo")
+    assert gw["spec"]["servers"][0] == {"port": {"number": 8080}, "hosts": ["bookinfo.example.com"]}
+    assert vs["spec"]["hosts"] == ["bookinfo.example.com"] and vs["metadata"]["namespace"] == "bookinfo"
+
+
+def test_cluster_manifests_own_new_namespaces_and_only_label_foreign_ones():
+    cluster = plan({"c1": [{"app": "helloworld", "namespace": "sample", "versions": ["v1"]},
+                           {"app": "curl", "namespace": "foo"}]})["clusters"][0]
+    existing = {"foo": {"team": "x"}, "sample": {"meshfed.istio/owner": "deploy-samples"}}
+    out = samples.cluster_manifests(cluster, {"helloworld/helloworld.yaml": HELLOWORLD, "curl/curl.yaml": []},
+                                    existing, "deploy-samples")
+    assert [(m["kind"], m["metadata"]["name"]) for m in out["manifests"]] == [
+        ("Namespace", "sample"), ("Service", "helloworld"), ("Deployment", "helloworld-v1")]
+    assert out["manifests"][0]["metadata"]["labels"] == {"istio-injection": "enabled"}
+    assert out["labelled"] == [{"name": "foo", "labels": {"istio-injection": "enabled"}}]
+
+
+def test_cluster_manifests_add_bookinfo_gateway_and_refuse_unread_files():
+    cluster = plan({"c1": ["bookinfo"]})["clusters"][0]
+    gw = {"host": "b.example.com", "docs": [{"kind": "Gateway", "metadata": {"name": "bookinfo-gateway"},
+                                              "spec": {"servers": [{"hosts": ["*"]}]}}]}
+    out = samples.cluster_manifests(cluster, {"bookinfo/platform/kube/bookinfo.yaml": []}, {}, "o", gateway=gw)
+    assert [(m["kind"], m["metadata"].get("namespace")) for m in out["manifests"]] == [
+        ("Namespace", None), ("Gateway", "bookinfo")]
+    with pytest.raises(MeshError, match=r"c1: the documents of samples/bookinfo/platform/kube/bookinfo.yaml were not read"):
+        samples.cluster_manifests(cluster, {}, {}, "o")
