@@ -158,7 +158,10 @@ def test_a_container_that_exits_while_booting_is_booted_once_more(vms, monkeypat
     assert not vms.vm.pid()
     real = vm.nspawn_argv
     argvs = iter([lambda *a: ["/bin/true"], real])
-    monkeypatch.setattr(vm, "nspawn_argv", lambda *a: next(argvs)(*a))
+
+    def nspawn_argv(*a):
+        return next(argvs)(*a)
+    monkeypatch.setattr(vm, "nspawn_argv", nspawn_argv)
     v = vm.Vm("vm1")
     vm._start(v)
     out = capsys.readouterr()
