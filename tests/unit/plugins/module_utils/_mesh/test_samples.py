@@ -140,8 +140,8 @@ def test_cluster_manifests_own_new_namespaces_and_only_label_foreign_ones():
 
 def test_cluster_manifests_add_bookinfo_gateway_and_refuse_unread_files():
     cluster = plan({"c1": ["bookinfo"]})["clusters"][0]
-    gw = {"host": "b.example.com", "docs": [{"kind": "Gateway", "metadata": {"name": "bookinfo-gateway"},
-                                              "spec": {"servers": [{"hosts": ["*"]}]}}]}
+    gateway_doc = {"kind": "Gateway", "metadata": {"name": "bookinfo-gateway"}, "spec": {"servers": [{"hosts": ["*"]}]}}
+    gw = {"host": "b.example.com", "docs": [gateway_doc]}
     out = samples.cluster_manifests(cluster, {"bookinfo/platform/kube/bookinfo.yaml": []}, {}, "o", gateway=gw)
     assert [(m["kind"], m["metadata"].get("namespace")) for m in out["manifests"]] == [
         ("Namespace", None), ("Gateway", "bookinfo")]
