@@ -47,10 +47,10 @@ sandbox-status: ## what the sandbox runs
 sandbox-istiod: ## run one real istiod (pilot-discovery) per sandbox cluster, out of cluster
 	@python3 -m tools.sandbox istiod
 
-demo: venv ## bring the sandbox (clusters, istiods, the VM vm1) up, run the main job (playbooks/site.yml) on it: install, federate, onboard vm1, verify
+demo: venv ## bring the sandbox (clusters, istiods, the VM vm1) up, run the main job (playbooks/site.yml) on it: install, federate, onboard vm1, the samples, verify
 	@python3 -m tools.sandbox up --clusters $(SANDBOX_CLUSTERS) --vms $(SANDBOX_VMS) --istiod
 	@# each istiod follows its Deployment (a new pod template restarts it, as its Pod would be replaced)
-	@time ansible-playbook -i inventories/sandbox playbooks/site.yml
+	@time ansible-playbook -i inventories/sandbox playbooks/site.yml -e site_deploy_samples=true
 
 clean: ## remove local build outputs (not the sandbox binary cache)
 	rm -rf .build tests/output

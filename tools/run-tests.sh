@@ -74,6 +74,8 @@ run_integration() {
   python -m pytest tests/integration/verify -q -p no:cacheprovider
   banner "integration: onboard_vm - the sandbox VM vm1 joins cluster2 through its real istiod (pytest)"
   python -m pytest tests/integration/onboard_vm -q -p no:cacheprovider -s
+  banner "integration: deploy_samples - Istio's samples from the pinned release, injected by the real istiods (pytest)"
+  python -m pytest tests/integration/samples -q -p no:cacheprovider -s
   banner "integration: hardening - bad input, check mode on fresh clusters, secret scan, a dead API server (pytest)"
   python -m pytest tests/integration/hardening -q -p no:cacheprovider -s
 }

@@ -16,12 +16,12 @@ description:
     label) that do not exist or are the samples' already, and each app's documents - of its versioned workloads
     (helloworld-*, bookinfo's reviews-*) only the versions asked for, in the app's namespace, with O(registry) each
     container image taken from that registry (what precedes the image's last path segment replaced), and, with
-    O(gateway), bookinfo's Gateway and VirtualService of the release serving the gateway's host.
+    O(ingress_host), bookinfo's Gateway and VirtualService of the release serving that host.
   - Namespaces that exist and are not the samples' are returned in C(labelled) - they get the injection label only,
     and stay when the samples are removed.
 author:
   - meshfed.istio contributors (@meshfed)
-positional: _input, cluster, namespaces, owner, registry, gateway
+positional: _input, cluster, namespaces, owner, registry, ingress_host
 options:
   _input:
     description: The documents of each file the cluster's apps need, by file (relative to C(samples/)).
@@ -43,10 +43,10 @@ options:
     description: An image registry (and path) to take every image from, for clusters without access to the public
       registries; empty for the release's images.
     type: str
-  gateway:
-    description: C(host) and C(docs) (of C(samples/bookinfo/networking/bookinfo-gateway.yaml)) for bookinfo's
-      ingress; null for none.
-    type: dict
+  ingress_host:
+    description: The host bookinfo's Gateway and VirtualService (of the release's
+      C(samples/bookinfo/networking/bookinfo-gateway.yaml), which O(_input) must hold) serve; empty for none.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -76,13 +76,13 @@ from ansible_collections.meshfed.istio.plugins.module_utils._mesh import samples
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
 
 
-def mesh_sample_manifests(docs_by_file, cluster, namespaces, owner, registry=None, gateway=None):
+def mesh_sample_manifests(docs_by_file, cluster, namespaces, owner, registry=None, ingress_host=None):
     if not isinstance(cluster, dict) or not isinstance(cluster.get("apps"), list):
         raise AnsibleFilterError("mesh_sample_manifests: cluster must be an entry of mesh_samples_plan's clusters, got %r"
                                  % (cluster,))
     try:
         return samples.cluster_manifests(cluster, dict(docs_by_file or {}), dict(namespaces or {}), owner,
-                                         registry or None, gateway or None)
+                                         registry or None, ingress_host or None)
     except MeshError as e:
         raise AnsibleFilterError("mesh_sample_manifests: %s" % e)
 

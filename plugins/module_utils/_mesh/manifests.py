@@ -238,14 +238,5 @@ def delete_order(objs):
 
 
 def summary(todo, want_diff):
-    """The module result for a plan."""
-    refs = dict((k, [ref(o) for o in todo[k]]) for k in ("create", "update", "delete"))
-    result = {"changed": bool(refs["create"] or refs["update"] or refs["delete"]),
-              "created": refs["create"], "updated": refs["update"], "deleted": refs["delete"],
-              "unchanged": list(todo["unchanged"]),
-              "counts": {"created": len(refs["create"]), "updated": len(refs["update"]),
-                         "deleted": len(refs["delete"]), "unchanged": len(todo["unchanged"])},
-              "fields": dict(todo["fields"])}
-    if want_diff and result["changed"]:
-        result["diff"] = {"before": todo["diff"]["before"], "after": todo["diff"]["after"]}
-    return result
+    """The module result for a plan: reconcile's, objects named ``Kind namespace/name``."""
+    return reconcile.summary(todo, want_diff, ref)

@@ -53,19 +53,19 @@ def _write(service, action, obj, field_manager):
 
 
 def _run_jobs(service, jobs, field_manager, workers):
-    """Write ``jobs`` ([(action, obj)]): objects of FIRST kinds first (applied before, deleted
-    after the others), each group in parallel; a group is not started when one before it failed.
-    ({ref: ClusterError} of what failed, [ref] of what was not tried)."""
+    """Write ``jobs`` ([(action, obj)]) in four groups, each in parallel: applies of FIRST kinds
+    (namespaces, CRDs), the other applies, the other deletes, deletes of FIRST kinds; a group is
+    not started when one before it failed.  ({ref: ClusterError} of what failed, [ref] of what was
+    not tried)."""
+    def group(action, first):
+        return [j for j in jobs if j[0] == action and (j[1]["kind"] in FIRST) == first]
     failed, skipped = {}, []
-    first = [j for j in jobs if j[1]["kind"] in FIRST]
-    rest = [j for j in jobs if j[1]["kind"] not in FIRST]
-    groups = [first, rest] if all(a != "delete" for a, dummy in jobs) else [rest, first]
-    for group in groups:
+    for todo in (group("apply", True), group("apply", False), group("delete", False), group("delete", True)):
         if failed:
-            skipped += [manifests.ref(o) for dummy, o in group]
+            skipped += [manifests.ref(o) for dummy, o in todo]
             continue
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            outcomes = list(pool.map(lambda job: _write(service, job[0], job[1], field_manager), group))
+            outcomes = list(pool.map(lambda job: _write(service, job[0], job[1], field_manager), todo))
         failed.update((r, e) for r, e in outcomes if e)
     return failed, skipped
 

@@ -553,9 +553,10 @@ def plan(desired_objects, live_items, field_manager=DEFAULT_FIELD_MANAGER, prune
     return out
 
 
-def summary(todo, want_diff):
-    """The module result for a plan."""
-    refs = dict((k, [ref_of(o) for o in todo[k]]) for k in ("create", "update", "delete"))
+def summary(todo, want_diff, ref=None):
+    """The module result for a plan (``ref``: how an object is named, default ref_of)."""
+    ref = ref or ref_of
+    refs = dict((k, [ref(o) for o in todo[k]]) for k in ("create", "update", "delete"))
     result = {"changed": bool(refs["create"] or refs["update"] or refs["delete"]),
               "created": refs["create"], "updated": refs["update"], "deleted": refs["delete"],
               "unchanged": list(todo["unchanged"]),

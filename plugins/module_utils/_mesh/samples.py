@@ -131,8 +131,10 @@ def samples_plan(placement, cluster_hosts, hostvars, files):
         revision = hv.get("install_istio_revision") or ""
         inject = {"istio.io/rev": revision} if revision else {"istio-injection": "enabled"}
         namespaces = [{"name": ns, "labels": dict(inject)} for ns in sorted(set(a["namespace"] for a in apps))]
+        files_needed = sorted(set(a["file"] for a in apps) | (
+            set([GATEWAY_FILE]) if "bookinfo" in [a["app"] for a in apps] and GATEWAY_FILE in files else set()))
         clusters.append({"host": host, "cluster": hv.get("mesh_cluster_name") or host, "revision": revision,
-                         "namespaces": namespaces, "apps": apps})
+                         "namespaces": namespaces, "apps": apps, "files": files_needed})
     summary = ["%s: %s" % (c["cluster"], ", ".join(
         "%s%s in %s" % (a["name"], " " + "+".join(a["versions"]) if a["versions"] else "", a["namespace"])
         for a in c["apps"]) or "no samples") for c in clusters]
@@ -203,12 +205,13 @@ KINDS = ("v1/Namespace", "v1/Service", "v1/ServiceAccount", "apps/v1/Deployment"
          "networking.istio.io/v1/Gateway", "networking.istio.io/v1/VirtualService")
 
 
-def cluster_manifests(cluster, docs_by_file, existing_namespaces, owner, registry=None, gateway=None):
+def cluster_manifests(cluster, docs_by_file, existing_namespaces, owner, registry=None, ingress_host=None):
     """Everything the samples make on one cluster of the plan, as manifests, and the namespaces that
     exist without being the samples' (they only get the injection label, and stay on removal).
 
     ``docs_by_file``: {file under samples/: its documents}; ``existing_namespaces``: {name: labels}
-    of the cluster's namespaces; ``gateway``: {host, docs} for bookinfo's ingress Gateway, or None.
+    of the cluster's namespaces; ``ingress_host``: the host bookinfo's ingress Gateway serves (the
+    release's GATEWAY_FILE), or None for no Gateway.
     Returns {"manifests": [...], "labelled": [{name, labels}]}."""
     out, labelled = [], []
     for ns in cluster["namespaces"]:
@@ -221,6 +224,9 @@ def cluster_manifests(cluster, docs_by_file, existing_namespaces, owner, registr
         if app["file"] not in docs_by_file:
             raise MeshError("%s: the documents of samples/%s were not read" % (cluster["host"], app["file"]), field=VAR)
         out.extend(app_manifests(docs_by_file[app["file"]], app, registry))
-        if app["app"] == "bookinfo" and gateway:
-            out.extend(gateway_manifests(gateway["docs"], gateway["host"], app["namespace"]))
+        if app["app"] == "bookinfo" and ingress_host:
+            if GATEWAY_FILE not in docs_by_file:
+                raise MeshError("%s: the Istio release has no samples/%s for bookinfo's ingress; set "
+                                "deploy_samples_ingress: false" % (cluster["host"], GATEWAY_FILE), field=VAR)
+            out.extend(gateway_manifests(docs_by_file[GATEWAY_FILE], ingress_host, app["namespace"]))
     return {"manifests": out, "labelled": labelled}

@@ -157,11 +157,12 @@ def test_a_container_that_exits_while_booting_is_booted_once_more(vms, monkeypat
     vms.run("vm", "--stop", "vm1")
     assert not vms.vm.pid()
     real = vm.nspawn_argv
-    argvs = iter([lambda *a: ["/bin/true"], real])
+    calls = []
 
-    def nspawn_argv(*a):
-        return next(argvs)(*a)
-    monkeypatch.setattr(vm, "nspawn_argv", nspawn_argv)
+    def first_exits_at_once(*args):
+        calls.append(args)
+        return ["/bin/true"] if len(calls) == 1 else real(*args)
+    monkeypatch.setattr(vm, "nspawn_argv", first_exits_at_once)
     v = vm.Vm("vm1")
     vm._start(v)
     out = capsys.readouterr()
@@ -170,6 +171,7 @@ def test_a_container_that_exits_while_booting_is_booted_once_more(vms, monkeypat
     assert "vm: vm1: booting it once more" in out, out
     assert vm.is_nspawn_of(common.proc_cmdline(v.pid()), v.root)
     assert vms.ssh("systemctl is-system-running") == "running"
+    assert len(calls) == 2
 
 
 def test_down_stops_the_vm_and_closes_its_port(vms):

@@ -140,10 +140,14 @@ def test_cluster_manifests_own_new_namespaces_and_only_label_foreign_ones():
 
 def test_cluster_manifests_add_bookinfo_gateway_and_refuse_unread_files():
     cluster = plan({"c1": ["bookinfo"]})["clusters"][0]
-    gateway_doc = {"kind": "Gateway", "metadata": {"name": "bookinfo-gateway"}, "spec": {"servers": [{"hosts": ["*"]}]}}
-    gw = {"host": "b.example.com", "docs": [gateway_doc]}
-    out = samples.cluster_manifests(cluster, {"bookinfo/platform/kube/bookinfo.yaml": []}, {}, "o", gateway=gw)
+    assert cluster["files"] == ["bookinfo/networking/bookinfo-gateway.yaml", "bookinfo/platform/kube/bookinfo.yaml"]
+    gw = [{"kind": "Gateway", "metadata": {"name": "bookinfo-gateway"}, "spec": {"servers": [{"hosts": ["*"]}]}}]
+    docs = {"bookinfo/platform/kube/bookinfo.yaml": [], samples.GATEWAY_FILE: gw}
+    out = samples.cluster_manifests(cluster, docs, {}, "o", ingress_host="b.example.com")
     assert [(m["kind"], m["metadata"].get("namespace")) for m in out["manifests"]] == [
         ("Namespace", None), ("Gateway", "bookinfo")]
+    assert [m["kind"] for m in samples.cluster_manifests(cluster, docs, {}, "o")["manifests"]] == ["Namespace"]
     with pytest.raises(MeshError, match=r"c1: the documents of samples/bookinfo/platform/kube/bookinfo.yaml were not read"):
         samples.cluster_manifests(cluster, {}, {}, "o")
+    with pytest.raises(MeshError, match=r"c1: the Istio release has no samples/bookinfo/networking/bookinfo-gateway.yaml"):
+        samples.cluster_manifests(cluster, {"bookinfo/platform/kube/bookinfo.yaml": []}, {}, "o", ingress_host="h")

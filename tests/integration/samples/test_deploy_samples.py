@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, meshfed.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/deploy_samples.yml against the sandbox: Istio's samples from the pinned Istio source
+(.sandbox/istio, as a release directory), on the seeds' placement, their pods given their
+istio-proxy and istio-init by the real istiod's injection webhook; four passes; istioctl
+analyze; bad input refused before any change; absent leaves nothing of theirs behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from kubernetes import client
+from playbook_runner import REPO_ROOT, changed_tasks, failure_messages, playbook
+from sandbox_helpers import wait_for
+
+pytestmark = pytest.mark.sandbox
+OWNER = "meshfed.istio/owner=deploy-samples"
+ISTIOCTL = os.path.join(REPO_ROOT, ".sandbox", "bin", "istioctl")
+# the seeds: cluster -> {namespace: Deployments}
+SEEDS = {
+    "cluster1": {"foo": ["curl"], "sample": ["curl", "helloworld-v1"],
+                 "bookinfo": ["details-v1", "productpage-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3"]},
+    "cluster2": {"bar": ["httpbin"], "sample": ["curl", "helloworld-v2"]},
+}
+# the seeds' placement of cluster2, written out
+SEEDS_PLACEMENT_2 = [{"app": "httpbin", "namespace": "bar"},
+                     {"app": "helloworld", "namespace": "sample", "versions": ["v2"]},
+                     {"app": "curl", "namespace": "sample"}]
+
+
+def deploy(*args):
+    return playbook("deploy_samples.yml", *args)
+
+
+def owned(api, kind):
+    if kind == "Deployment":
+        items = client.AppsV1Api(api).list_deployment_for_all_namespaces(label_selector=OWNER).items
+    elif kind == "Namespace":
+        items = client.CoreV1Api(api).list_namespace(label_selector=OWNER).items
+    else:
+        items = getattr(client.CoreV1Api(api), "list_%s_for_all_namespaces" % kind)(label_selector=OWNER).items
+    return sorted("%s/%s" % (i.metadata.namespace, i.metadata.name) if i.metadata.namespace else i.metadata.name
+                  for i in items)
+
+
+@pytest.fixture(scope="module")
+def mesh(sandbox_istiod):
+    """Istio installed on every cluster (its injection webhook), the samples not deployed."""
+    sb = sandbox_istiod
+    rc, data, raw = playbook("install_istio.yml")
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    rc, data, raw = deploy("-e", "deploy_samples_state=absent")
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    yield sb
+    deploy("-e", "deploy_samples_state=absent")
+
+
+def test_check_mode_on_clusters_without_samples_writes_nothing(mesh):
+    rc, data, raw = deploy("--check")
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    assert changed_tasks(data), "check mode predicts the samples"
+    for name in mesh.clusters:
+        assert owned(mesh.api_client(name), "Deployment") == []
+
+
+def test_four_passes_and_the_real_istiod_injects_every_sample_pod(mesh):
+    t0 = time.monotonic()
+    rc, data, raw = deploy()
+    first = time.monotonic() - t0
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    assert changed_tasks(data)
+    for name, namespaces in SEEDS.items():
+        api = mesh.api_client(name)
+        assert owned(api, "Deployment") == sorted("%s/%s" % (ns, d) for ns, ds in namespaces.items() for d in ds)
+        core = client.CoreV1Api(api)
+        for ns in namespaces:
+            assert core.read_namespace(ns).metadata.labels.get("istio-injection") == "enabled"
+            pods = wait_for(lambda ns=ns, core=core: [p for p in core.list_namespaced_pod(ns).items
+                                                      if p.status.phase == "Running"] or None,
+                            timeout=60, what="Running pods in %s/%s" % (name, ns))
+            for pod in pods:
+                containers = [c.name for c in pod.spec.containers]
+                inits = [c.name for c in pod.spec.init_containers or []]
+                # istio-proxy: a container, or a native sidecar (an init container that keeps running)
+                assert "istio-proxy" in containers + inits, "%s/%s: %s %s" % (ns, pod.metadata.name, containers, inits)
+                assert "istio-init" in inits, "%s/%s: %s" % (ns, pod.metadata.name, inits)
+                proxy = [c for c in pod.spec.containers + (pod.spec.init_containers or []) if c.name == "istio-proxy"][0]
+                # what the real istiod's template writes: its own cluster's ID and the mesh's proxy image
+                env = dict((e.name, e.value) for e in proxy.env or [])
+                assert env.get("ISTIO_META_CLUSTER_ID") == name, env.get("ISTIO_META_CLUSTER_ID")
+    # the second pass: the placement changes (helloworld v2 joins v1 on cluster1): only that changes
+    placement = {"cluster1": ["curl", {"app": "helloworld", "namespace": "sample", "versions": ["v1", "v2"]},
+                              {"app": "curl", "namespace": "sample"}, "bookinfo"],
+                 "cluster2": SEEDS_PLACEMENT_2}
+    rc, data, raw = deploy("-e", json.dumps({"deploy_samples_placement": placement}))
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    assert "sample/helloworld-v2" in owned(mesh.api_client("cluster1"), "Deployment")
+    # curl moved from foo (seeds) to the default namespace curl: foo's curl was pruned
+    assert "foo/curl" not in owned(mesh.api_client("cluster1"), "Deployment")
+    t0 = time.monotonic()
+    rc, data, raw = deploy("-e", json.dumps({"deploy_samples_placement": placement}))
+    noop = time.monotonic() - t0
+    assert rc == 0 and changed_tasks(data) == [], changed_tasks(data) or raw[-4000:]
+    rc, data, raw = deploy("--check", "-e", json.dumps({"deploy_samples_placement": placement}))
+    assert rc == 0 and changed_tasks(data) == [], changed_tasks(data) or raw[-4000:]
+    print("deploy_samples: first %.1f s, no-op %.1f s" % (first, noop))
+    # back to the seeds for the next tests
+    rc, data, raw = deploy()
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+
+
+def test_istioctl_analyze_finds_no_error_in_the_sample_namespaces(mesh):
+    for name, namespaces in SEEDS.items():
+        for ns in namespaces:
+            res = subprocess.run([ISTIOCTL, "analyze", "--kubeconfig", mesh.kubeconfig, "--context", name, "-n", ns,
+                                  "--failure-threshold", "Error", "--output", "json"],
+                                 capture_output=True, text=True, timeout=120, check=False)
+            assert res.returncode == 0, "%s/%s: %s %s" % (name, ns, res.stdout[-2000:], res.stderr[-2000:])
+            errors = [m for m in json.loads(res.stdout or "[]") if m.get("level") == "Error"]
+            assert errors == [], errors
+
+
+def test_bookinfo_is_served_for_the_ingress_host(mesh):
+    api = mesh.api_client("cluster1")
+    vs = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "networking.istio.io", "v1", "bookinfo", "virtualservices", "bookinfo")
+    assert vs["spec"]["hosts"] == ["bookinfo.example.com"] and vs["spec"]["gateways"] == ["bookinfo-gateway"]
+    gw = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "networking.istio.io", "v1", "bookinfo", "gateways", "bookinfo-gateway")
+    assert [s["hosts"] for s in gw["spec"]["servers"]] == [["bookinfo.example.com"]]
+
+
+@pytest.mark.parametrize("extra, expect", [
+    ({"deploy_samples_placement": {"cluster1": ["nginx"]}},
+     "deploy_samples_placement.cluster1[0].app: 'nginx' is not a sample this role deploys"),
+    ({"deploy_samples_placement": {"cluster9": ["curl"]}},
+     "deploy_samples_placement.cluster9: cluster9 is not a host of mesh_clusters (cluster1, cluster2)"),
+    ({"deploy_samples_placement": {"cluster1": [{"app": "helloworld", "versions": ["v3"]}]}},
+     "deploy_samples_placement.cluster1[0].versions: v3 is not a version of helloworld"),
+    ({"deploy_samples_istio_dir": "/nonexistent/istio-1.31"},
+     "deploy_samples_istio_dir: /nonexistent/istio-1.31 is not an Istio release directory"),
+])
+def test_bad_input_is_refused_before_any_change(mesh, extra, expect):
+    before = dict((name, owned(mesh.api_client(name), "Deployment")) for name in mesh.clusters)
+    rc, data, raw = deploy("-e", json.dumps(dict(extra, deploy_samples_state="present")))
+    assert rc != 0
+    assert any(expect in m for m in failure_messages(data)), failure_messages(data) or raw[-3000:]
+    assert changed_tasks(data) == []
+    assert before == dict((name, owned(mesh.api_client(name), "Deployment")) for name in mesh.clusters)
+
+
+def test_absent_leaves_no_sample_object_behind(mesh):
+    core = client.CoreV1Api(mesh.api_client("cluster1"))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="samples-keep")))
+    try:
+        rc, data, raw = deploy("-e", json.dumps({"deploy_samples_placement": {
+            "cluster1": [{"app": "httpbin", "namespace": "samples-keep"}]}}))
+        assert rc == 0, failure_messages(data) or raw[-4000:]
+        # a namespace that existed before is only labelled, and stays
+        assert core.read_namespace("samples-keep").metadata.labels.get("istio-injection") == "enabled"
+        rc, data, raw = deploy("-e", "deploy_samples_state=absent")
+        assert rc == 0, failure_messages(data) or raw[-4000:]
+        for name in mesh.clusters:
+            api = mesh.api_client(name)
+            for kind in ("Deployment", "service", "service_account"):
+                assert owned(api, kind) == [], (name, kind)
+            wait_for(lambda api=api: owned(api, "Namespace") == [] or None, timeout=120,
+                     what="the samples' namespaces on %s to be gone" % name)
+        assert core.read_namespace("samples-keep").status.phase == "Active"
+        rc, data, raw = deploy("-e", "deploy_samples_state=absent")
+        assert rc == 0 and changed_tasks(data) == [], changed_tasks(data)
+    finally:
+        core.delete_namespace("samples-keep")
