@@ -24,7 +24,7 @@ description:
     C(istio-injection=enabled).
 author:
   - meshfed.istio contributors (@meshfed)
-positional: _input, cluster_hosts, hostvars, files
+positional: _input, cluster_hosts, hostvars, files, traffic
 options:
   _input:
     description: The placement (C(deploy_samples_placement)), or null for the seeds'.
@@ -44,6 +44,12 @@ options:
     type: list
     elements: str
     required: true
+  traffic:
+    description:
+      - C(deploy_samples_traffic) - staged sample (C(bookinfo-reviews), C(helloworld)) to its stage (see
+        M(meshfed.istio.mesh_traffic_stages#filter)); each cluster running the sample's app gets its policy, in the
+        app's namespace.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -62,7 +68,8 @@ _value:
   contains:
     clusters:
       description: Per cluster host with samples - host, cluster, revision, namespaces (name, labels), apps (app,
-        name, namespace, versions, file).
+        name, namespace, versions, file), files (every release file it needs), traffic (policies for
+        M(meshfed.istio.traffic_policy)).
       type: list
       elements: dict
     summary:
@@ -84,10 +91,10 @@ from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import 
 from ansible_collections.meshfed.istio.plugins.plugin_utils import topology_filters as tf
 
 
-def mesh_samples_plan(placement, cluster_hosts, hostvars, files):
+def mesh_samples_plan(placement, cluster_hosts, hostvars, files, traffic=None):
     tf.check_hostvars("mesh_samples_plan", hostvars)
     try:
-        plan = samples.samples_plan(placement, cluster_hosts, hostvars, files)
+        plan = samples.samples_plan(placement, cluster_hosts, hostvars, files, traffic)
     except MeshError as e:
         return {"clusters": [], "summary": [], "errors": [str(e)], "kinds": list(samples.KINDS)}
     return dict(plan, errors=[], kinds=list(samples.KINDS))

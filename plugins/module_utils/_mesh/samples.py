@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import copy
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import names
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import names, traffic
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
 
 VAR = "deploy_samples_placement"
+TRAFFIC_VAR = "deploy_samples_traffic"
+# staged sample (traffic.SAMPLE_STAGES) -> the app whose namespace it routes in; httpbin-global is
+# routed by the federation (federate_clusters_global_routes, filter mesh_global_routes)
+TRAFFIC_APPS = {"bookinfo-reviews": "bookinfo", "helloworld": "helloworld"}
 # app -> (candidate files under samples/, in order of preference; versions one may choose; default
 # namespace; the workloads the versions choose among: names starting so)
 APPS = {
@@ -98,12 +102,65 @@ def _entry(where, entry, files):
             "versions": sorted(set(chosen)), "file": path}
 
 
-def samples_plan(placement, cluster_hosts, hostvars, files):
+def _traffic_stages(stages):
+    """``deploy_samples_traffic`` checked: {staged sample: stage}."""
+    if stages is None:
+        return {}
+    if not isinstance(stages, dict):
+        raise MeshError("%s: must be a mapping of staged sample (%s) to stage, got %s"
+                        % (TRAFFIC_VAR, ", ".join(sorted(TRAFFIC_APPS)), type(stages).__name__), field=TRAFFIC_VAR)
+    for name, stage in sorted(stages.items()):
+        if name not in TRAFFIC_APPS:
+            raise MeshError("%s.%s: not a staged sample this role routes (%s; httpbin-global goes through "
+                            "federate_clusters_global_routes)" % (TRAFFIC_VAR, name, ", ".join(sorted(TRAFFIC_APPS))),
+                            field=TRAFFIC_VAR)
+        known = traffic.stage_names(traffic.SAMPLE_STAGES[name])
+        if stage not in known:
+            raise MeshError("%s.%s: %r is not a stage; stages: %s" % (TRAFFIC_VAR, name, stage, ", ".join(known)),
+                            field=TRAFFIC_VAR)
+    return dict(stages)
+
+
+def traffic_policies(apps, stages):
+    """The traffic policies of one cluster: each staged sample at its stage, in the namespace of
+    its app on that cluster (multi-primary: on every cluster that runs the app, so each primary's
+    sidecars route alike over the merged endpoints)."""
+    out = []
+    for name, stage in sorted(stages.items()):
+        for app in apps:
+            if app["app"] == TRAFFIC_APPS[name]:
+                out.append(traffic.stage_policy(traffic.staged(name, namespace=app["namespace"]), stage,
+                                                field=TRAFFIC_VAR))
+    return out
+
+
+def _check_routed_versions(clusters, stages):
+    """Every version a stage routes to runs somewhere in the mesh (its subset has pods)."""
+    placed = {}
+    for c in clusters:
+        for app in c["apps"]:
+            placed.setdefault(app["app"], set()).update(app["versions"])
+    for name, stage in sorted(stages.items()):
+        app = TRAFFIC_APPS[name]
+        if app not in placed:
+            continue
+        policy = traffic.normalize_policy(traffic.stage_policy(traffic.staged(name), stage, field=TRAFFIC_VAR),
+                                          field=TRAFFIC_VAR)
+        routed = set(sub for route in policy["routes"] for sub, weight in route["to"] if weight > 0)
+        missing = sorted(routed - placed[app])
+        if missing:
+            raise MeshError("%s.%s: stage %s routes to %s, which no cluster runs (%s gives %s versions %s)" % (
+                TRAFFIC_VAR, name, stage, ", ".join(missing), VAR, app, ", ".join(sorted(placed[app])) or "none"),
+                field=TRAFFIC_VAR)
+
+
+def samples_plan(placement, cluster_hosts, hostvars, files, stages=None):
     """Per cluster host: {host, cluster, namespaces: [{name, labels}], apps: [...]} and a summary.
 
     ``placement``: {cluster host: [app entries]} (None: the seeds'); ``files``: the paths under the
     release's samples/ directory.  MeshError naming the cluster host and the variable."""
     cluster_hosts = list(cluster_hosts or [])
+    stages = _traffic_stages(stages)
     if placement is None:
         placement = seed_placement(cluster_hosts)
     if not isinstance(placement, dict):
@@ -134,7 +191,9 @@ def samples_plan(placement, cluster_hosts, hostvars, files):
         files_needed = sorted(set(a["file"] for a in apps) | (
             set([GATEWAY_FILE]) if "bookinfo" in [a["app"] for a in apps] and GATEWAY_FILE in files else set()))
         clusters.append({"host": host, "cluster": hv.get("mesh_cluster_name") or host, "revision": revision,
-                         "namespaces": namespaces, "apps": apps, "files": files_needed})
+                         "namespaces": namespaces, "apps": apps, "files": files_needed,
+                         "traffic": traffic_policies(apps, stages)})
+    _check_routed_versions(clusters, stages)
     summary = ["%s: %s" % (c["cluster"], ", ".join(
         "%s%s in %s" % (a["name"], " " + "+".join(a["versions"]) if a["versions"] else "", a["namespace"])
         for a in c["apps"]) or "no samples") for c in clusters]

@@ -151,3 +151,40 @@ def test_cluster_manifests_add_bookinfo_gateway_and_refuse_unread_files():
         samples.cluster_manifests(cluster, {}, {}, "o")
     with pytest.raises(MeshError, match=r"c1: the Istio release has no samples/bookinfo/networking/bookinfo-gateway.yaml"):
         samples.cluster_manifests(cluster, {"bookinfo/platform/kube/bookinfo.yaml": []}, {}, "o", ingress_host="h")
+
+
+def test_traffic_stages_go_where_their_app_runs():
+    p = samples.samples_plan(None, ["c1", "c2"], HOSTVARS, FILES_124, {"bookinfo-reviews": "v2-10", "helloworld": "v2-50"})
+    c1, c2 = p["clusters"]
+    assert [(t["host"], t["namespace"]) for t in c1["traffic"]] == [
+        ("reviews.bookinfo.svc.cluster.local", "bookinfo"), ("helloworld.sample.svc.cluster.local", "sample")]
+    assert c1["traffic"][0]["canary"] == {"stable": "v1", "canary": "v2", "percent": 10}
+    assert [t["host"] for t in c2["traffic"]] == ["helloworld.sample.svc.cluster.local"]
+    assert plan()["clusters"][0]["traffic"] == []
+
+
+def test_a_moved_app_takes_its_policy_along():
+    p = samples.samples_plan({"c1": [{"app": "bookinfo", "namespace": "shop"}]}, ["c1"], HOSTVARS, FILES_124,
+                             {"bookinfo-reviews": "jason"})
+    [policy] = p["clusters"][0]["traffic"]
+    assert policy["host"] == "reviews.shop.svc.cluster.local" and policy["routes"][0]["match"] == {"user": "jason"}
+
+
+@pytest.mark.parametrize("stages, msg", [
+    ({"bookinfo-reviews": "v2-20"}, r"deploy_samples_traffic.bookinfo-reviews: 'v2-20' is not a stage; stages: all-v1, "),
+    ({"httpbin-global": "all-v1"}, r"deploy_samples_traffic.httpbin-global: not a staged sample this role routes"),
+    (["all-v1"], r"deploy_samples_traffic: must be a mapping"),
+])
+def test_bad_traffic_stages_are_refused(stages, msg):
+    with pytest.raises(MeshError, match=msg) as e:
+        samples.samples_plan(None, ["c1"], HOSTVARS, FILES_124, stages)
+    assert e.value.field == "deploy_samples_traffic"
+
+
+def test_a_stage_routing_to_a_version_no_cluster_runs_is_refused():
+    placement = {"c1": [{"app": "bookinfo", "versions": ["v1", "v2"]}]}
+    with pytest.raises(MeshError, match=r"deploy_samples_traffic.bookinfo-reviews: stage all-v3 routes to v3, which no "
+                                        r"cluster runs \(deploy_samples_placement gives bookinfo versions v1, v2\)"):
+        samples.samples_plan(placement, ["c1"], HOSTVARS, FILES_124, {"bookinfo-reviews": "all-v3"})
+    # helloworld v1 on one cluster and v2 on the other: a 50/50 stage is fine (multi-primary)
+    assert samples.samples_plan(None, ["c1", "c2"], HOSTVARS, FILES_124, {"helloworld": "v2-50"})["clusters"]
