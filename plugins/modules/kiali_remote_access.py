@@ -34,6 +34,7 @@ author:
 extends_documentation_fragment:
   - meshfed.istio.attributes
   - meshfed.istio.k8s_auth
+  - meshfed.istio.reader_token
 attributes:
   check_mode:
     support: full
@@ -110,26 +111,6 @@ options:
     description: Check that each remote's O(remotes[].server) answers as its API server before writing anything.
     type: bool
     default: true
-  token_mode:
-    description:
-      - V(secret) uses a C(kubernetes.io/service-account-token) Secret (long-lived; revoked by deleting that Secret).
-      - V(request) uses a TokenRequest token that expires after O(token_expiration) seconds and is renewed by a run
-        within O(renew_before) seconds of its expiry.
-    type: str
-    choices: [secret, request]
-    default: secret
-  token_expiration:
-    description: Lifetime of a TokenRequest token, in seconds.
-    type: int
-    default: 2592000
-  renew_before:
-    description: Renew a TokenRequest token this many seconds before it expires.
-    type: int
-    default: 604800
-  token_timeout:
-    description: Seconds to wait for the token controller to fill a new token Secret.
-    type: int
-    default: 60
   variables:
     description:
       - The variables some options come from, as a mapping of option to variable, for messages.
@@ -239,7 +220,7 @@ restarted:
   type: bool
 """
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, kiali_runner
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, kiali_runner, remote_secret
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.module_runner import run_module
 
 
@@ -256,13 +237,10 @@ def argument_spec():
         remote_namespace=dict(type="str", default="istio-system"),
         service_account=dict(type="str", default="kiali-remote-reader"),
         verify_server=dict(type="bool", default=True),
-        token_mode=dict(type="str", default="secret", choices=["secret", "request"]),
-        token_expiration=dict(type="int", default=2592000, no_log=False),
-        renew_before=dict(type="int", default=604800),
-        token_timeout=dict(type="int", default=60),
         variables=dict(type="dict", default={}),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     )
+    spec.update(remote_secret.token_argument_spec())
     return spec
 
 

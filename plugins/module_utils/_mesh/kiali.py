@@ -259,4 +259,3 @@ def federated_configmap_data(configmap, targets, interval="15s", match=None):
                         % (meta.get("namespace"), meta.get("name"), PROMETHEUS_KEY), field="configmap")
     data[PROMETHEUS_KEY] = federated_config(data[PROMETHEUS_KEY], federation_jobs(targets, interval, match))
     return data
-

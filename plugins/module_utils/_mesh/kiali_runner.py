@@ -176,4 +176,3 @@ def run(params, kiali_svc, check_mode, diff, now=None):
     if diff and result["changed"]:
         result["diff"] = {"before": before, "after": after}
     return result
-

@@ -53,6 +53,17 @@ READER_RULES = [
 ]
 
 
+def token_argument_spec():
+    """The token options of a module that hands a reader's token to another cluster (doc
+    fragment meshfed.istio.reader_token)."""
+    return dict(
+        token_mode=dict(type="str", default="secret", choices=["secret", "request"]),
+        token_expiration=dict(type="int", default=2592000, no_log=False),
+        renew_before=dict(type="int", default=604800),
+        token_timeout=dict(type="int", default=60),
+    )
+
+
 def secret_name(cluster_name):
     return "istio-remote-secret-%s" % cluster_name
 
