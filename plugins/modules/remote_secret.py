@@ -25,6 +25,7 @@ author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
   - meshfed.istio.attributes
+  - meshfed.istio.reader_token
 attributes:
   check_mode:
     support: full
@@ -83,26 +84,6 @@ options:
     description: Reader service account in the source cluster.
     type: str
     default: meshfed-istio-reader
-  token_mode:
-    description:
-      - V(secret) uses a C(kubernetes.io/service-account-token) Secret (long-lived; revoked by deleting that Secret).
-      - V(request) uses a TokenRequest token that expires after O(token_expiration) seconds and is renewed by a run
-        within O(renew_before) seconds of its expiry.
-    type: str
-    choices: [secret, request]
-    default: secret
-  token_expiration:
-    description: Lifetime of a TokenRequest token, in seconds.
-    type: int
-    default: 2592000
-  renew_before:
-    description: Renew a TokenRequest token this many seconds before it expires.
-    type: int
-    default: 604800
-  token_timeout:
-    description: Seconds to wait for the token controller to fill a new token Secret.
-    type: int
-    default: 60
   variables:
     description:
       - The variables some options come from, as a mapping of option to variable, for messages. A refusal about an
@@ -178,12 +159,12 @@ source_objects:
   elements: str
 """
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, remote_secret_runner
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, remote_secret, remote_secret_runner
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.module_runner import run_module
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         cluster_name=dict(type="str", required=True),
         source=dict(type="dict", default={}, options=client.connection_spec()),
         target=dict(type="dict", default={}, options=client.connection_spec()),
@@ -191,13 +172,11 @@ def argument_spec():
         verify_server=dict(type="bool", default=True),
         namespace=dict(type="str", default="istio-system"),
         service_account=dict(type="str", default="meshfed-istio-reader"),
-        token_mode=dict(type="str", default="secret", choices=["secret", "request"]),
-        token_expiration=dict(type="int", default=2592000, no_log=False),
-        renew_before=dict(type="int", default=604800),
-        token_timeout=dict(type="int", default=60),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         variables=dict(type="dict", default={}),
     )
+    spec.update(remote_secret.token_argument_spec())
+    return spec
 
 
 def main():

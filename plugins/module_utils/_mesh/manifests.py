@@ -153,13 +153,43 @@ def _is_path_segment_name(value):
     return isinstance(value, str) and 0 < len(value) <= 253 and not set(value) & set("/%") and value not in (".", "..")
 
 
+# keys that identify the elements of a list of mappings (server-side apply's associative lists:
+# containers, volumes and env by name, volumeMounts by mountPath, container ports by containerPort)
+LIST_KEYS = ("mountPath", "containerPort", "name")
+
+
+def _list_key(items):
+    """The key every element of ``items`` (a list of mappings) has, with a value of its own, or None."""
+    for key in LIST_KEYS:
+        if items and all(isinstance(i, dict) and key in i for i in items) and \
+                len(set(canonical(i[key]) for i in items)) == len(items):
+            return key
+    return None
+
+
+def _is_zero(value):
+    """Go's empty value (null, "", 0, false, [], {}): a field the API server leaves out of an object
+    (``omitempty``), so its absence is what applying it makes (``initialDelaySeconds: 0``,
+    ``subPath: ""``, ``rollingUpdate: null`` in Istio's add-ons)."""
+    return value is None or (not isinstance(value, (dict, list)) and value in ("", 0, False)) or value in ([], {})
+
+
 def is_subset(want, have):
     """Every field of ``want`` is in ``have`` with the same value (``have`` may hold more: the API
-    server's defaults).  Lists compare element by element and must have the same length."""
+    server's defaults; a field it leaves out matches Go's empty value).  A list whose elements are mappings with a key (LIST_KEYS) matches element
+    by key, and ``have`` may hold more elements (another field manager's, as server-side apply keeps
+    them: Kiali's remote-cluster volumes); any other list compares element by element, same length."""
     if isinstance(want, dict):
-        return isinstance(have, dict) and all(k in have and is_subset(v, have[k]) for k, v in want.items())
+        return isinstance(have, dict) and all(is_subset(v, have[k]) if k in have else _is_zero(v)
+                                              for k, v in want.items())
     if isinstance(want, list):
-        return isinstance(have, list) and len(want) == len(have) and all(is_subset(w, h) for w, h in zip(want, have))
+        if not isinstance(have, list):
+            return False
+        key = _list_key(want)
+        if key and _list_key(have) == key:
+            by_key = dict((h[key], h) for h in have)
+            return all(w[key] in by_key and is_subset(w, by_key[w[key]]) for w in want)
+        return len(want) == len(have) and all(is_subset(w, h) for w, h in zip(want, have))
     return want == have
 
 

@@ -53,6 +53,17 @@ READER_RULES = [
 ]
 
 
+def token_argument_spec():
+    """The token options of a module that hands a reader's token to another cluster (doc
+    fragment meshfed.istio.reader_token)."""
+    return dict(
+        token_mode=dict(type="str", default="secret", choices=["secret", "request"]),
+        token_expiration=dict(type="int", default=2592000, no_log=False),
+        renew_before=dict(type="int", default=604800),
+        token_timeout=dict(type="int", default=60),
+    )
+
+
 def secret_name(cluster_name):
     return "istio-remote-secret-%s" % cluster_name
 
@@ -151,26 +162,28 @@ def describe(server, ca, token):
             "token": "<hidden, %s>" % ("expires " + exp.strftime("%Y-%m-%dT%H:%M:%SZ") if exp else "no expiry")}
 
 
-def label_reasons(existing, cluster_name):
-    """What is wrong with the labels and annotation of an existing remote secret (a dict)."""
+def label_reasons(existing, cluster_name, label=MULTICLUSTER_LABEL, annotation=CLUSTER_ANNOTATION):
+    """What is wrong with the labels and annotation of an existing remote secret (a dict);
+    ``label`` and ``annotation`` are Istio's unless a reader of other secrets (Kiali) says."""
     meta = existing.get("metadata") or {}
     reasons = []
-    if (meta.get("labels") or {}).get(MULTICLUSTER_LABEL) != "true":
-        reasons.append("label %s=true missing" % MULTICLUSTER_LABEL)
-    if (meta.get("annotations") or {}).get(CLUSTER_ANNOTATION) != cluster_name:
-        reasons.append("annotation %s is not %s" % (CLUSTER_ANNOTATION, cluster_name))
+    if (meta.get("labels") or {}).get(label) != "true":
+        reasons.append("label %s=true missing" % label)
+    if (meta.get("annotations") or {}).get(annotation) != cluster_name:
+        reasons.append("annotation %s is not %s" % (annotation, cluster_name))
     return reasons
 
 
-def reader_objects(namespace, service_account):
-    """The reader's ServiceAccount, ClusterRole and ClusterRoleBinding in the source cluster."""
+def reader_objects(namespace, service_account, rules=None):
+    """The reader's ServiceAccount, ClusterRole and ClusterRoleBinding in the source cluster;
+    ``rules`` are the ClusterRole's (default istiod's, READER_RULES)."""
     role = reader_role_name(service_account, namespace)
     labels = names.managed_labels()
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": {"name": service_account, "namespace": namespace, "labels": dict(labels)}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": role, "labels": dict(labels)}, "rules": [dict(r) for r in READER_RULES]},
+         "metadata": {"name": role, "labels": dict(labels)}, "rules": [dict(r) for r in (READER_RULES if rules is None else rules)]},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
          "metadata": {"name": role, "labels": dict(labels)},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
@@ -186,15 +199,18 @@ def rules_differ(live_rules, want_rules):
     return [_rule(r) for r in live_rules or []] != [_rule(r) for r in want_rules]
 
 
-def secret_manifest(cluster_name, namespace, kubeconfig_text, token_expiration=None):
+def secret_manifest(cluster_name, namespace, kubeconfig_text, token_expiration=None, name=None,
+                    label=MULTICLUSTER_LABEL, annotation=CLUSTER_ANNOTATION):
     """The remote secret (istiod reads the kubeconfig under the cluster's name).  A requested
-    token's lifetime is recorded (``token_expiration``), so that a change re-issues it."""
-    annotations = {CLUSTER_ANNOTATION: cluster_name}
+    token's lifetime is recorded (``token_expiration``), so that a change re-issues it.
+    ``name``, ``label`` and ``annotation`` are Istio's unless a reader of other secrets
+    (Kiali) says."""
+    annotations = {annotation: cluster_name}
     if token_expiration is not None:
         annotations[TOKEN_EXPIRATION_ANNOTATION] = str(token_expiration)
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": secret_name(cluster_name), "namespace": namespace,
-                         "labels": dict(names.managed_labels(), **{MULTICLUSTER_LABEL: "true"}),
+            "metadata": {"name": name or secret_name(cluster_name), "namespace": namespace,
+                         "labels": dict(names.managed_labels(), **{label: "true"}),
                          "annotations": annotations},
             "data": {cluster_name: base64.b64encode(kubeconfig_text.encode()).decode()}}
 
@@ -220,13 +236,14 @@ def lifetime_reasons(existing, token_expiration):
             % (token_expiration, "%d s" % issued if issued is not None else "an unrecorded lifetime")]
 
 
-def written_by_us(secrets):
-    """{cluster name: secret name} of remote secrets (dicts) this collection wrote."""
+def written_by_us(secrets, label=MULTICLUSTER_LABEL, annotation=CLUSTER_ANNOTATION):
+    """{cluster name: secret name} of remote secrets (dicts) this collection wrote (Istio's,
+    or with ``label`` and ``annotation`` another reader's)."""
     out = {}
     for s in secrets:
         meta = s.get("metadata") or {}
-        cluster = (meta.get("annotations") or {}).get(CLUSTER_ANNOTATION)
-        if cluster and names.is_managed(s) and (meta.get("labels") or {}).get(MULTICLUSTER_LABEL) == "true":
+        cluster = (meta.get("annotations") or {}).get(annotation)
+        if cluster and names.is_managed(s) and (meta.get("labels") or {}).get(label) == "true":
             out[cluster] = meta.get("name")
     return out
 

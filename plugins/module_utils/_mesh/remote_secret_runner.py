@@ -29,18 +29,19 @@ def _object_name(obj):
     return "%s %s" % (obj["kind"], "%s/%s" % (meta["namespace"], meta["name"]) if meta.get("namespace") else meta["name"])
 
 
-def ensure_reader(source, namespace, service_account, check_mode):
-    """Service account and its read-only ClusterRole(+Binding) in the source cluster.
-    Returns the names of what was (or would be) created or updated.  In check mode, a
-    namespace that does not exist yet (install_istio creates it first in a real run) means
-    every object would be created."""
+def ensure_reader(source, namespace, service_account, check_mode, rules=None, field="namespace"):
+    """Service account and its read-only ClusterRole(+Binding) in the source cluster (with
+    ``rules``, default istiod's).  Returns the names of what was (or would be) created or
+    updated.  In check mode, a namespace that does not exist yet (install_istio creates it
+    first in a real run) means every object would be created."""
+    objects = rs.reader_objects(namespace, service_account, rules)
     if not source.namespace_exists(namespace):
         if check_mode:
-            return [_object_name(obj) for obj in rs.reader_objects(namespace, service_account)]
+            return [_object_name(obj) for obj in objects]
         raise RemoteSecretError("source: namespace %s does not exist in %s (install Istio first)"
-                                % (namespace, source.name), field="namespace")
+                                % (namespace, source.name), field=field)
     touched = []
-    for obj in rs.reader_objects(namespace, service_account):
+    for obj in objects:
         meta = obj["metadata"]
         live = source.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         if live is not None and (obj["kind"] != "ClusterRole" or not rs.rules_differ(live.get("rules"), obj["rules"])):
@@ -91,6 +92,63 @@ def current_of(existing, cluster_name):
     return rs.parse_kubeconfig(base64.b64decode(raw).decode()) if raw else (None, None, None)
 
 
+def plan_secret(params, source, namespace, existing, current, server, now, check_mode, label_reasons):
+    """The token of the reader ``params["service_account"]`` in ``namespace`` of the source
+    cluster, and why the secret holding it (``existing``, whose kubeconfig reads as
+    ``current``) must be rewritten.  ``params`` has token_mode, token_expiration,
+    renew_before and token_timeout (remote_secret's options); ``label_reasons()`` says what
+    is wrong with the existing secret's labels.
+
+    A requested token is kept while it is valid beyond renew_before and issued for the
+    same lifetime; else a new one is requested (none in check mode).  Returns (ca, token,
+    token expiry, reasons, whether a token Secret was made); the token is None in check
+    mode when one would have to be made first."""
+    sa = params["service_account"]
+    created = False
+    lifetime = []
+    if params["token_mode"] == "secret":
+        ca, token, created = legacy_token(source, namespace, sa, check_mode, params["token_timeout"])
+    else:
+        ca = source_ca(source)
+        token = None
+        lifetime = rs.lifetime_reasons(existing, params["token_expiration"])
+        if current is not None and current[2] and current[1] == ca and current[0] == server and not lifetime:
+            exp = rs.token_expiry(current[2])
+            if exp is not None and exp > now + datetime.timedelta(seconds=params["renew_before"]):
+                token = current[2]  # still valid: keep it, no rewrite
+        if token is None and not check_mode:
+            token = source.create_token(namespace, sa, expiration=params["token_expiration"])
+
+    if token is None:
+        # check mode, and a token would have to be made first
+        return ca, None, None, ["a new token is needed"] if current is not None else ["missing"], created
+    token_until = rs.token_expiry(token)
+    reasons = rs.rewrite_reasons(current, server, ca, token_until, now, params["renew_before"])
+    reasons += lifetime
+    reasons += rs.token_reasons(params["token_mode"], current[2] if current else None, token)
+    if existing is not None:
+        reasons += label_reasons()
+    return ca, token, token_until, reasons, created
+
+
+def remove_reader(source, namespace, service_account, check_mode, rules=None):
+    """Delete the reader ``ensure_reader`` made (and its token Secret); the names of what was
+    (or would be) deleted."""
+    objects = rs.reader_objects(namespace, service_account, rules)
+    objects.append({"apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": rs.token_secret_name(service_account), "namespace": namespace}})
+    gone = []
+    for obj in reversed(objects):
+        meta = obj["metadata"]
+        live = source.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        if live is None or not names.is_managed(live):
+            continue
+        gone.append(_object_name(obj))
+        if not check_mode:
+            source.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+    return gone
+
+
 def run(params, target, check_mode, diff, now=None):
     """Runner of meshfed.istio.remote_secret; ``target`` is the cluster that gets the secret."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
@@ -118,33 +176,10 @@ def run(params, target, check_mode, diff, now=None):
         except ClusterError as e:
             raise RemoteSecretError("server: %s" % e, field="server")
     result["source_objects"] = ensure_reader(source, ns, sa, check_mode)
-    if params["token_mode"] == "secret":
-        ca, token, created = legacy_token(source, ns, sa, check_mode, params["token_timeout"])
-        if created:
-            result["source_objects"].append("Secret %s/%s" % (ns, rs.token_secret_name(sa)))
-    else:
-        ca = source_ca(source)
-        token = None
-        lifetime = rs.lifetime_reasons(existing, params["token_expiration"])
-        if current is not None and current[2] and current[1] == ca and current[0] == server and not lifetime:
-            exp = rs.token_expiry(current[2])
-            if exp is not None and exp > now + datetime.timedelta(seconds=params["renew_before"]):
-                token = current[2]  # still valid: keep it, no rewrite
-        if token is None and not check_mode:
-            token = source.create_token(ns, sa, expiration=params["token_expiration"])
-
-    if token is None:
-        # check mode, and a token would have to be made first
-        reasons = ["a new token is needed"] if current is not None else ["missing"]
-        token_until = None
-    else:
-        token_until = rs.token_expiry(token)
-        reasons = rs.rewrite_reasons(current, server, ca, token_until, now, params["renew_before"])
-        if params["token_mode"] == "request":
-            reasons += lifetime
-        reasons += rs.token_reasons(params["token_mode"], current[2] if current else None, token)
-        if existing is not None:
-            reasons += rs.label_reasons(existing, name)
+    ca, token, token_until, reasons, created = plan_secret(params, source, ns, existing, current, server, now,
+                                                           check_mode, lambda: rs.label_reasons(existing, name))
+    if created:
+        result["source_objects"].append("Secret %s/%s" % (ns, rs.token_secret_name(sa)))
     result["reasons"] = reasons
     result["changed"] = bool(reasons) or bool(result["source_objects"])
     result["secret"].update(server=server, ca_sha256=rs.fingerprint(ca) if ca else None,

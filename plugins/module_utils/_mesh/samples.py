@@ -289,3 +289,36 @@ def cluster_manifests(cluster, docs_by_file, existing_namespaces, owner, registr
                                 "deploy_samples_ingress: false" % (cluster["host"], GATEWAY_FILE), field=VAR)
             out.extend(gateway_manifests(docs_by_file[GATEWAY_FILE], ingress_host, app["namespace"]))
     return {"manifests": out, "labelled": labelled}
+
+
+# the add-ons of the release's samples/addons: on every cluster, and on the cluster whose Kiali sees the mesh
+ADDONS_EVERYWHERE = ("addons/prometheus.yaml",)
+ADDONS_KIALI_CLUSTER = ("addons/grafana.yaml", "addons/kiali.yaml", "addons/jaeger.yaml")
+ADDON_KINDS = ("v1/ConfigMap", "v1/Service", "v1/ServiceAccount", "apps/v1/Deployment",
+               "rbac.authorization.k8s.io/v1/ClusterRole", "rbac.authorization.k8s.io/v1/ClusterRoleBinding")
+
+
+def addon_files(kiali_cluster, files, where="deploy_samples_addons"):
+    """The add-on files one cluster gets, checked against the release's ``files`` (under samples/)."""
+    wanted = ADDONS_EVERYWHERE + (ADDONS_KIALI_CLUSTER if kiali_cluster else ())
+    missing = [f for f in wanted if f not in set(files)]
+    if missing:
+        raise MeshError("%s: the Istio release has no samples/%s" % (where, ", samples/".join(missing)), field=where)
+    return list(wanted)
+
+
+def addon_manifests(docs_by_file, wanted_files, configmap=None, prometheus_data=None):
+    """The add-ons' manifests from the documents of ``wanted_files``, as the release writes them
+    (namespace istio-system); the Prometheus ConfigMap named ``configmap`` gets ``prometheus_data``
+    (its data with the federation jobs) when given."""
+    out = []
+    for path in wanted_files:
+        for doc in docs_by_file.get(path) or []:
+            if not isinstance(doc, dict) or not doc.get("kind"):
+                continue
+            doc = copy.deepcopy(doc)
+            if prometheus_data is not None and doc["kind"] == "ConfigMap" and \
+                    (doc.get("metadata") or {}).get("name") == configmap and path in ADDONS_EVERYWHERE:
+                doc["data"] = dict(prometheus_data)
+            out.append(doc)
+    return out

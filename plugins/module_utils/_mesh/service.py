@@ -188,7 +188,10 @@ class Service(object):
         meta = obj["metadata"]
         res = self.resource(obj["apiVersion"], obj["kind"])
         what = "%sapply of %s" % ("dry-run " if dry_run else "", obj_ref(obj))
-        return self._request(what, self.dynamic.server_side_apply, res, body=obj, name=meta["name"],
+        # sent as the UTF-8 JSON it is (an apply patch is read as YAML, which refuses the \ud83d-style
+        # escapes json.dumps would write for characters beyond the BMP, as Grafana's dashboards hold)
+        body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return self._request(what, self.dynamic.server_side_apply, res, body=body, name=meta["name"],
                              namespace=meta.get("namespace") if res.namespaced else None,
                              field_manager=field_manager, force_conflicts=bool(force),
                              dry_run="All" if dry_run else None)

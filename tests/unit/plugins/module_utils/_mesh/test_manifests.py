@@ -152,11 +152,22 @@ def test_a_dropped_field_is_applied_again_through_the_hash():
     assert todo["fields"] == {"Deployment bar/httpbin": ["metadata.annotations.meshfed.istio/applied"]}
 
 
-def test_a_list_of_another_length_differs():
+def test_keyed_lists_match_by_key_and_may_hold_another_managers_elements():
     desired = validate([deployment()])
     live = as_live(desired[0])
-    live["spec"]["template"]["spec"]["containers"].append({"name": "istio-proxy"})
+    pod = live["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "kiali-remote-cluster-secret-cluster2", "secret": {"secretName": "x"}}]
+    pod["containers"].insert(0, {"name": "another-managers-sidecar"})
+    assert manifests.differs(desired[0], live) == []
+    pod["containers"] = [c for c in pod["containers"] if c["name"] != "httpbin"]
     assert manifests.differs(desired[0], live) == ["spec"]
+
+
+def test_unkeyed_lists_compare_by_position_and_length():
+    want = {"args": ["a", "b"], "hosts": [{"x": 1}]}
+    assert manifests.is_subset(want, {"args": ["a", "b"], "hosts": [{"x": 1, "y": 2}]})
+    assert not manifests.is_subset(want, {"args": ["a", "b", "c"], "hosts": [{"x": 1}]})
+    assert not manifests.is_subset(want, {"args": ["b", "a"], "hosts": [{"x": 1}]})
 
 
 def test_create_and_prune():
@@ -200,3 +211,17 @@ def test_split_type_and_delete_order():
                      {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}},
                      sa("a")])
     assert [o["kind"] for o in manifests.delete_order(objs)] == ["ServiceAccount", "ClusterRole", "Namespace"]
+
+
+def test_a_field_the_api_server_leaves_out_matches_its_empty_value():
+    want = {"strategy": {"rollingUpdate": None}, "probe": {"initialDelaySeconds": 0, "path": "/"}, "subPath": ""}
+    assert manifests.is_subset(want, {"strategy": {"type": "RollingUpdate"}, "probe": {"path": "/"}})
+    assert not manifests.is_subset({"replicas": 0}, {"replicas": 1})
+    assert not manifests.is_subset({"probe": {"initialDelaySeconds": 5}}, {"probe": {}})
+
+
+def test_volume_mounts_of_one_volume_match_by_mount_path():
+    want = [{"name": "config", "mountPath": "/etc/a", "subPath": "a"}, {"name": "config", "mountPath": "/etc/b", "subPath": "b"}]
+    have = list(reversed(want))
+    assert manifests.is_subset(want, have)
+    assert not manifests.is_subset(want, [dict(want[0], subPath="b"), want[1]])

@@ -136,3 +136,50 @@ def test_a_requested_token_records_its_lifetime_and_a_change_re_issues_it():
     assert rs.issued_for(_secret_with({rs.TOKEN_EXPIRATION_ANNOTATION: "soon"})) is None
     # nothing to re-issue when there is no secret yet
     assert rs.lifetime_reasons(None, 3600) == []
+
+
+class _Source(object):
+    """What plan_secret asks of the source cluster, in request mode: its CA and new tokens."""
+
+    def __init__(self, token):
+        self.token, self.requests = token, 0
+
+    def ca_cert(self):
+        return CA
+
+    def create_token(self, namespace, service_account, expiration=None):
+        self.requests += 1
+        return self.token
+
+
+REQUEST = {"service_account": "r", "token_mode": "request", "token_expiration": 86400, "renew_before": 3600,
+           "token_timeout": 5}
+
+
+def _existing(lifetime=86400):
+    return {"metadata": {"annotations": {rs.TOKEN_EXPIRATION_ANNOTATION: str(lifetime)}}}
+
+
+@pytest.mark.parametrize("current_exp, lifetime, requests, reasons", [
+    (NOW + datetime.timedelta(hours=20), 86400, 0, []),                               # valid: kept
+    (NOW + datetime.timedelta(minutes=30), 86400, 1, ["token renewed"]),              # expiring: renewed
+    (NOW + datetime.timedelta(hours=20), 600, 1, ["token lifetime is 86400 s (the current token was issued for 600 s)",
+                                                  "token renewed"]),                  # other lifetime
+])
+def test_plan_secret_requests_a_token_only_when_missing_or_expiring(current_exp, lifetime, requests, reasons):
+    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import remote_secret_runner as rsr
+    old, new = jwt(current_exp), jwt(NOW + datetime.timedelta(hours=24))
+    source = _Source(new)
+    ca, token, until, why, created = rsr.plan_secret(REQUEST, source, "ns", _existing(lifetime), ("https://s", CA, old),
+                                                     "https://s", NOW, False, lambda: [])
+    assert source.requests == requests and not created and ca == CA
+    assert token == (old if requests == 0 else new)
+    assert [r for r in why if not r.startswith("token expires")] == reasons
+
+
+def test_plan_secret_in_check_mode_requests_nothing():
+    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import remote_secret_runner as rsr
+    source = _Source(jwt(NOW))
+    ca, token, until, why, created = rsr.plan_secret(REQUEST, source, "ns", None, None, "https://s", NOW, True,
+                                                     lambda: [])
+    assert (token, until, why, source.requests) == (None, None, ["missing"], 0)

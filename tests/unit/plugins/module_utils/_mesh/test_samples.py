@@ -188,3 +188,25 @@ def test_a_stage_routing_to_a_version_no_cluster_runs_is_refused():
         samples.samples_plan(placement, ["c1"], HOSTVARS, FILES_124, {"bookinfo-reviews": "all-v3"})
     # helloworld v1 on one cluster and v2 on the other: a 50/50 stage is fine (multi-primary)
     assert samples.samples_plan(None, ["c1", "c2"], HOSTVARS, FILES_124, {"helloworld": "v2-50"})["clusters"]
+
+
+ADDON_FILES = ["addons/prometheus.yaml", "addons/grafana.yaml", "addons/kiali.yaml", "addons/jaeger.yaml"]
+
+
+def test_addons_prometheus_everywhere_the_rest_on_the_kiali_cluster():
+    assert samples.addon_files(False, ADDON_FILES) == ["addons/prometheus.yaml"]
+    assert samples.addon_files(True, ADDON_FILES) == ADDON_FILES[:1] + ADDON_FILES[1:]
+    with pytest.raises(MeshError, match=r"deploy_samples_addons: the Istio release has no samples/addons/kiali.yaml"):
+        samples.addon_files(True, ADDON_FILES[:2] + ADDON_FILES[3:])
+
+
+def test_addon_manifests_take_the_federated_prometheus_config():
+    docs = {"addons/prometheus.yaml": [
+        {"kind": "ConfigMap", "metadata": {"name": "prometheus", "namespace": "istio-system"},
+         "data": {"prometheus.yml": "scrape_configs: []\n"}},
+        {"kind": "Deployment", "metadata": {"name": "prometheus"}}, None]}
+    out = samples.addon_manifests(docs, ["addons/prometheus.yaml"], "prometheus", {"prometheus.yml": "federated"})
+    assert [d["kind"] for d in out] == ["ConfigMap", "Deployment"]
+    assert out[0]["data"] == {"prometheus.yml": "federated"}
+    assert docs["addons/prometheus.yaml"][0]["data"]["prometheus.yml"] == "scrape_configs: []\n"
+    assert samples.addon_manifests(docs, ["addons/prometheus.yaml"])[0]["data"]["prometheus.yml"] == "scrape_configs: []\n"
