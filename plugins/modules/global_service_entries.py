@@ -39,6 +39,7 @@ author:
 extends_documentation_fragment:
   - meshfed.istio.attributes
   - meshfed.istio.k8s_auth
+  - meshfed.istio.writes
 attributes:
   check_mode:
     support: full
@@ -137,14 +138,6 @@ options:
         no other host gets them.
     type: bool
     default: true
-  workers:
-    description: Parallel API writes.
-    type: int
-    default: 8
-  field_manager:
-    description: Server-side apply field manager.
-    type: str
-    default: meshfed.istio
 seealso:
   - module: meshfed.istio.exported_services
   - module: meshfed.istio.service_entry

@@ -30,6 +30,7 @@ author:
 extends_documentation_fragment:
   - meshfed.istio.attributes
   - meshfed.istio.k8s_auth
+  - meshfed.istio.writes
 attributes:
   check_mode:
     support: full
@@ -69,14 +70,6 @@ options:
     type: list
     elements: str
     default: []
-  field_manager:
-    description: Field manager of the server-side applies.
-    type: str
-    default: meshfed.istio
-  workers:
-    description: Parallel writes.
-    type: int
-    default: 8
   state:
     description: V(present) makes the set O(manifests); V(absent) removes every object of the owner.
     type: str

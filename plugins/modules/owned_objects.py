@@ -30,6 +30,7 @@ author:
 extends_documentation_fragment:
   - meshfed.istio.attributes
   - meshfed.istio.k8s_auth
+  - meshfed.istio.writes
 attributes:
   check_mode:
     support: full
@@ -70,14 +71,6 @@ options:
     description: Delete the owner's objects in O(namespaces) that O(objects) does not list.
     type: bool
     default: true
-  field_manager:
-    description: Field manager of the server-side applies.
-    type: str
-    default: meshfed.istio
-  workers:
-    description: Parallel writes.
-    type: int
-    default: 8
   state:
     description: V(present) makes the set O(objects); V(absent) removes every object of the owner.
     type: str

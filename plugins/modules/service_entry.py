@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - meshfed.istio.attributes
   - meshfed.istio.k8s_auth
+  - meshfed.istio.writes
 attributes:
   check_mode:
     support: full
@@ -89,14 +90,6 @@ options:
     description: Delete owned ServiceEntries in scope that O(service_entries) does not list.
     type: bool
     default: true
-  field_manager:
-    description: Field manager of the server-side applies.
-    type: str
-    default: meshfed.istio
-  workers:
-    description: Number of API calls made in parallel.
-    type: int
-    default: 8
   state:
     description:
       - V(present) makes the owned set equal to O(service_entries); V(absent) deletes every owned ServiceEntry

@@ -37,6 +37,7 @@ author:
 extends_documentation_fragment:
   - meshfed.istio.attributes
   - meshfed.istio.k8s_auth
+  - meshfed.istio.writes
 attributes:
   check_mode:
     support: full
@@ -156,14 +157,6 @@ options:
         after the routes.
     type: bool
     default: true
-  field_manager:
-    description: Field manager of the server-side applies.
-    type: str
-    default: meshfed.istio
-  workers:
-    description: Number of API calls made in parallel.
-    type: int
-    default: 8
   state:
     description:
       - V(present) makes the owner's DestinationRules and VirtualServices in scope those of O(policies);

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import manifests, names, reconcile
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import manifests, names, reconcile, reconcile_runner
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import ClusterError, MeshError
 
 # applied first (what the others live in or are checked against), deleted last
@@ -21,16 +21,12 @@ FIRST = ("Namespace", "CustomResourceDefinition")
 
 
 def options():
-    return dict(
-        manifests=dict(type="list", elements="dict", default=[]),
-        namespace=dict(type="str"),
-        owner=dict(type="str", required=True),
-        prune=dict(type="bool", default=True),
-        prune_kinds=dict(type="list", elements="str", default=[]),
-        field_manager=dict(type="str", default=reconcile.DEFAULT_FIELD_MANAGER),
-        workers=dict(type="int", default=8),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-    )
+    """reconcile_runner's set options, with one default namespace instead of a scope."""
+    opts = reconcile_runner.set_options()
+    opts.pop("namespaces")
+    opts.update(manifests=dict(type="list", elements="dict", default=[]), namespace=dict(type="str"),
+                prune_kinds=dict(type="list", elements="str", default=[]))
+    return opts
 
 
 def _namespaced(service, check_mode):
