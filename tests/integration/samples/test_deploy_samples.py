@@ -135,6 +135,101 @@ def test_bookinfo_is_served_for_the_ingress_host(mesh):
     assert [s["hosts"] for s in gw["spec"]["servers"]] == [["bookinfo.example.com"]]
 
 
+def task_result(data, host, name):
+    """The result of the role's task ``name`` on ``host``."""
+    for play in data.get("plays", []):
+        for task in play["tasks"]:
+            if task["task"]["name"].split(" : ", 1)[-1] == name and host in task["hosts"]:
+                return task["hosts"][host]
+    raise AssertionError("no task %r on %s" % (name, host))
+
+
+TRAFFIC_TASK = "Traffic stages of the samples (DestinationRule subsets, VirtualService routes)"
+
+
+def reviews_routes(api):
+    vs = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "networking.istio.io", "v1", "bookinfo", "virtualservices", "reviews")
+    return [(r.get("match"), sorted((d["destination"]["subset"], d.get("weight")) for d in r["route"]))
+            for r in vs["spec"]["http"]]
+
+
+def test_traffic_stages_change_only_the_routes(mesh):
+    api = mesh.api_client("cluster1")
+    expected = {
+        "all-v1": [(None, [("v1", None)])],
+        "v2-10": [(None, [("v1", 90), ("v2", 10)])],
+        "v2-v3-50": [(None, [("v2", 50), ("v3", 50)])],
+        "all-v3": [(None, [("v3", None)])],
+        "jason": [([{"headers": {"end-user": {"exact": "jason"}}}], [("v2", None)]), (None, [("v3", None)])],
+    }
+    for i, (stage, routes) in enumerate(expected.items()):
+        extra = json.dumps({"deploy_samples_traffic": {"bookinfo-reviews": stage}})
+        rc, data, raw = deploy("-e", extra)
+        assert rc == 0, failure_messages(data) or raw[-4000:]
+        assert reviews_routes(api) == routes, stage
+        result = task_result(data, "cluster1", TRAFFIC_TASK)
+        if i == 0:
+            assert "DestinationRule bookinfo/reviews" in result["unchanged"] + result["created"]
+        else:
+            assert result["updated"] == ["VirtualService bookinfo/reviews"], (stage, result["updated"])
+        # after the first stage only the traffic task changes, and a second run changes nothing
+        if i > 0:
+            assert [t for t in changed_tasks(data) if TRAFFIC_TASK not in t] == [], changed_tasks(data)
+        rc, data, raw = deploy("-e", extra)
+        assert rc == 0 and changed_tasks(data) == [], (stage, changed_tasks(data))
+    dr = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "networking.istio.io", "v1", "bookinfo", "destinationrules", "reviews")
+    assert sorted((s["name"], s["labels"]) for s in dr["spec"]["subsets"]) == [
+        ("v1", {"version": "v1"}), ("v2", {"version": "v2"}), ("v3", {"version": "v3"})]
+    # helloworld across clusters (multi-primary): the same weights on both primaries, v1 here and v2 there
+    rc, data, raw = deploy("-e", json.dumps({"deploy_samples_traffic": {"helloworld": "v2-50"}}))
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    for name in mesh.clusters:
+        vs = client.CustomObjectsApi(mesh.api_client(name)).get_namespaced_custom_object(
+            "networking.istio.io", "v1", "sample", "virtualservices", "helloworld")
+        assert sorted((d["destination"]["subset"], d["weight"]) for d in vs["spec"]["http"][0]["route"]) == [
+            ("v1", 50), ("v2", 50)], name
+    # bookinfo-reviews no longer listed: its objects are pruned
+    with pytest.raises(client.exceptions.ApiException):
+        client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "networking.istio.io", "v1", "bookinfo", "virtualservices", "reviews")
+    rc, data, raw = deploy("-e", json.dumps({"deploy_samples_traffic": {"bookinfo-reviews": "all-v3"}}),
+                           "-e", json.dumps({"deploy_samples_placement": {"cluster1": [
+                               {"app": "bookinfo", "versions": ["v1", "v2"]}]}}))
+    assert rc != 0 and changed_tasks(data) == []
+    assert any("deploy_samples_traffic.bookinfo-reviews: stage all-v3 routes to v3, which no cluster runs" in m
+               for m in failure_messages(data)), failure_messages(data)
+    rc, data, raw = deploy()
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+
+
+def test_addons_kiali_sees_the_other_cluster_and_a_rerun_changes_nothing(mesh):
+    rc, data, raw = deploy("-e", "deploy_samples_addons=true")
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    apps = client.AppsV1Api(mesh.api_client("cluster1"))
+    kiali = apps.read_namespaced_deployment("kiali", "istio-system")
+    volumes = [v.secret.secret_name for v in kiali.spec.template.spec.volumes or [] if v.secret]
+    assert "kiali-remote-cluster-secret-cluster2" in volumes, volumes
+    for name in ("prometheus", "grafana", "jaeger"):
+        apps.read_namespaced_deployment(name, "istio-system")
+    # cluster2 runs its own Prometheus only
+    names2 = [d.metadata.name for d in client.AppsV1Api(mesh.api_client("cluster2")).list_namespaced_deployment(
+        "istio-system", label_selector="meshfed.istio/owner=deploy-samples-addons").items]
+    assert names2 == ["prometheus"]
+    generation = kiali.metadata.generation
+    rc, data, raw = deploy("-e", "deploy_samples_addons=true")
+    assert rc == 0 and changed_tasks(data) == [], changed_tasks(data) or raw[-4000:]
+    assert apps.read_namespaced_deployment("kiali", "istio-system").metadata.generation == generation
+    rc, data, raw = deploy("-e", "deploy_samples_addons=true", "-e", "deploy_samples_state=absent")
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    for name in mesh.clusters:
+        assert client.AppsV1Api(mesh.api_client(name)).list_namespaced_deployment(
+            "istio-system", label_selector="meshfed.istio/owner=deploy-samples-addons").items == []
+    rc, data, raw = deploy()
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+
+
 @pytest.mark.parametrize("extra, expect", [
     ({"deploy_samples_placement": {"cluster1": ["nginx"]}},
      "deploy_samples_placement.cluster1[0].app: 'nginx' is not a sample this role deploys"),
