@@ -20,7 +20,8 @@ would find a difference on every run.  Here an object is unchanged when
   so that a field someone changed by hand is put back.
 
 Every object carries label ``meshfed.istio/owner=<owner>``; the owner's objects not wanted any
-more are pruned; an object of that name without that label is refused, never taken over.
+more are pruned; an object of that name without that label is refused, never taken over
+(reconcile.unowned_conflicts).
 ``manifests_runner`` does the I/O.
 """
 
@@ -244,20 +245,6 @@ def plan(desired, live, prune=True):
         for key in sorted(set(live_by_ref) - wanted):
             out["delete"].append(live_by_ref[key])
             out["diff"]["before"][key] = _shown(live_by_ref[key])
-    return out
-
-
-def unowned_conflicts(to_create, existing, owner):
-    """Messages for objects we would create that exist without our owner label (``existing``:
-    {ref: labels} of what the cluster holds under those names)."""
-    out = []
-    for obj in to_create:
-        key = ref(obj)
-        if key in existing:
-            have = existing[key].get(OWNER_LABEL)
-            out.append("%s already exists and is not managed by owner %s (its %s label is %s); delete it, label it "
-                       "%s=%s, or choose another name" % (key, owner, OWNER_LABEL, "%r" % have if have else "absent",
-                                                          OWNER_LABEL, owner))
     return out
 
 

@@ -104,13 +104,10 @@ def run(params, service, check_mode, diff):
         elif needed:
             raise MeshError("manifests: namespace(s) do not exist: %s; create them first (nothing was written)"
                             % "; ".join(needed), field="manifests")
-        existing = {}
-        for obj in todo["create"]:
-            meta = obj["metadata"]
-            have = service.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-            if have is not None:
-                existing[manifests.ref(obj)] = names.labels_of(have)
-        conflicts = manifests.unowned_conflicts(todo["create"], existing, owner)
+        existing = [service.get(o["apiVersion"], o["kind"], o["metadata"]["name"], o["metadata"].get("namespace"))
+                    for o in todo["create"]]
+        conflicts = reconcile.unowned_conflicts(todo["create"], [o for o in existing if o is not None], owner,
+                                                ref=manifests.ref)
         if conflicts:
             raise MeshError("manifests: %s (nothing was written)" % names.some(conflicts, sep="; "), field="manifests")
     result = manifests.summary(todo, diff)

@@ -606,21 +606,27 @@ def owned(items, owner, namespaces=None, adopt=()):
             and (scope is None or (i.get("metadata") or {}).get("namespace") in scope)]
 
 
-def unowned_conflicts(to_create, items, owner):
+def _kind_ref(obj):
+    return "%s %s" % (obj.get("kind"), ref_of(obj))
+
+
+def unowned_conflicts(to_create, items, owner, ref=None):
     """Messages for the objects we would create that exist without our owner label.
 
-    ``items``: what a LIST of the scope returned, owned or not."""
-    known = dict((ref_of(i), i) for i in items)
+    ``items``: what a LIST of the scope returned, owned or not (of the kind of ``to_create``, unless
+    ``ref`` names objects with their kind, as it then also matches them: ``Kind namespace/name``)."""
+    key = ref or ref_of
+    name = ref or _kind_ref
+    known = dict((key(i), i) for i in items)
     out = []
     for obj in to_create:
-        live = known.get(ref_of(obj))
+        live = known.get(key(obj))
         if live is None:
             continue
         have = names.labels_of(live).get(OWNER_LABEL)
-        out.append("%s %s already exists and is not managed by owner %s (its %s label is %s); "
+        out.append("%s already exists and is not managed by owner %s (its %s label is %s); "
                    "delete it, label it %s=%s, or choose another name"
-                   % (obj["kind"], ref_of(obj), owner, OWNER_LABEL, "%r" % have if have else "absent",
-                      OWNER_LABEL, owner))
+                   % (name(obj), owner, OWNER_LABEL, "%r" % have if have else "absent", OWNER_LABEL, owner))
     return out
 
 

@@ -10,7 +10,7 @@ import copy
 
 import pytest
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import manifests
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import manifests, reconcile
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
@@ -195,10 +195,15 @@ def test_summary_counts_and_diff_only_when_asked():
 
 def test_unowned_conflicts_name_the_label():
     [obj] = validate([sa("a")])
-    msgs = manifests.unowned_conflicts([obj], {"ServiceAccount bar/a": {"meshfed.istio/owner": "other"}}, "samples")
+    live = {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "a", "namespace": "bar", "labels": {"meshfed.istio/owner": "other"}}}
+    msgs = reconcile.unowned_conflicts([obj], [live], "samples", ref=manifests.ref)
     assert msgs == ["ServiceAccount bar/a already exists and is not managed by owner samples (its meshfed.istio/owner "
                     "label is 'other'); delete it, label it meshfed.istio/owner=samples, or choose another name"]
-    assert manifests.unowned_conflicts([obj], {}, "samples") == []
+    assert reconcile.unowned_conflicts([obj], [], "samples", ref=manifests.ref) == []
+    ns = validate([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bar"}}])
+    assert reconcile.unowned_conflicts(ns, [{"kind": "Namespace", "metadata": {"name": "bar"}}], "samples",
+                                       ref=manifests.ref)[0].startswith("Namespace bar already exists")
 
 
 def test_split_type_and_delete_order():
