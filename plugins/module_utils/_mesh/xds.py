@@ -175,8 +175,38 @@ def decode_listener(lst):
     return {"name": lst.name, "address": sa.address, "port": sa.port_value, "chains": chains}
 
 
+# HeaderMatcher's own fields (older form) and StringMatcher's (string_match), as Istio's StringMatch names them
+_HEADER_FIELDS = (("exact_match", "exact"), ("prefix_match", "prefix"), ("suffix_match", "suffix"),
+                  ("contains_match", "contains"))
+
+
+def decode_header_match(h):
+    """A route's HeaderMatcher as Istio's StringMatch ({exact|prefix|suffix|contains|regex: value},
+    or {present: True}), with ``invert: True`` when it is negated."""
+    out = {}
+    which = h.WhichOneof("header_match_specifier")
+    if which == "string_match":
+        kind = h.string_match.WhichOneof("match_pattern")
+        if kind == "safe_regex":
+            out["regex"] = h.string_match.safe_regex.regex
+        elif kind:
+            out[kind] = getattr(h.string_match, kind)
+    elif which == "safe_regex_match":
+        out["regex"] = h.safe_regex_match.regex
+    elif which == "present_match":
+        out["present"] = h.present_match
+    else:
+        for field, name in _HEADER_FIELDS:
+            if which == field:
+                out[name] = getattr(h, field)
+    if h.invert_match:
+        out["invert"] = True
+    return out
+
+
 def decode_route_config(rc):
-    """{name, virtual_hosts: [{name, domains, routes: [{name, prefix, headers, clusters: [[cluster, weight]]}]}]}."""
+    """{name, virtual_hosts: [{name, domains, routes: [{name, prefix, headers, header_match, clusters:
+    [[cluster, weight]]}]}]}: ``headers`` the matched header names, ``header_match`` {name: StringMatch}."""
     hosts = []
     for vh in rc.virtual_hosts:
         routes = []
@@ -192,6 +222,7 @@ def decode_route_config(rc):
                 "name": r.name,
                 "prefix": r.match.prefix,
                 "headers": [h.name for h in r.match.headers],
+                "header_match": dict((h.name, decode_header_match(h)) for h in r.match.headers),
                 "clusters": clusters,
             })
         hosts.append({"name": vh.name, "domains": list(vh.domains), "routes": routes})

@@ -154,6 +154,46 @@ def reviews_routes(api):
             for r in vs["spec"]["http"]]
 
 
+NETWORKS = {"cluster1": "network1", "cluster2": "network2"}  # inventories/sandbox
+
+
+def sidecar_routes(sb, cluster, namespace, host, port):
+    """What cluster's real istiod sends a sidecar of ``namespace`` (read over its xDS port, as
+    verify_mesh does) for ``host:port``: [(header matches or None, [(subset, weight)])], in
+    route order; None while the proxy has no route for that host."""
+    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import xds
+    from tools.sandbox.versions import ISTIO_VERSION
+
+    snap = xds.fetch("127.0.0.1:%d" % sb.istiod_ports[cluster]["grpc"], "sidecar", cluster, namespace,
+                     NETWORKS[cluster], "mesh1", ISTIO_VERSION, timeout=20)
+    rc = snap["routes"].get(str(port)) or {}
+    for vh in rc.get("virtual_hosts", []):
+        if vh["name"] == "%s:%d" % (host, port):
+            # outbound|9080|v2|reviews.bookinfo.svc.cluster.local -> v2
+            return [(r["header_match"] or None, sorted((c.split("|")[2], w) for c, w in r["clusters"]))
+                    for r in vh["routes"]]
+    return None
+
+
+def wait_for_routes(sb, cluster, namespace, host, port, expected, what):
+    """Poll istiod's xDS until the sidecar's routes for host:port are ``expected`` (istiod pushes
+    a changed VirtualService after its debounce); fail with what it sent last."""
+    seen = []
+
+    def current():
+        seen[:] = [sidecar_routes(sb, cluster, namespace, host, port)]
+        return seen[0] == expected
+
+    try:
+        wait_for(current, timeout=30, interval=1, what=what)
+    except AssertionError as e:
+        raise AssertionError("%s; istiod of %s last sent %r" % (e, cluster, seen and seen[0]))
+
+
+REVIEWS = "reviews.bookinfo.svc.cluster.local"
+HELLOWORLD = "helloworld.sample.svc.cluster.local"
+
+
 def test_traffic_stages_change_only_the_routes(mesh):
     api = mesh.api_client("cluster1")
     expected = {
@@ -168,6 +208,10 @@ def test_traffic_stages_change_only_the_routes(mesh):
         rc, data, raw = deploy("-e", extra)
         assert rc == 0, failure_messages(data) or raw[-4000:]
         assert reviews_routes(api) == routes, stage
+        # the data plane: what cluster1's istiod sends a bookinfo sidecar for reviews:9080 (a route
+        # with one destination is weight 100 there)
+        xds_routes = [(m and m[0]["headers"], [(s, 100 if w is None else w) for s, w in dests]) for m, dests in routes]
+        wait_for_routes(mesh, "cluster1", "bookinfo", REVIEWS, 9080, xds_routes, "stage %s in xDS" % stage)
         result = task_result(data, "cluster1", TRAFFIC_TASK)
         if i == 0:
             assert "DestinationRule bookinfo/reviews" in result["unchanged"] + result["created"]
@@ -190,6 +234,9 @@ def test_traffic_stages_change_only_the_routes(mesh):
             "networking.istio.io", "v1", "sample", "virtualservices", "helloworld")
         assert sorted((d["destination"]["subset"], d["weight"]) for d in vs["spec"]["http"][0]["route"]) == [
             ("v1", 50), ("v2", 50)], name
+        # each primary's istiod sends its sample sidecars the split over the merged endpoints' subsets
+        wait_for_routes(mesh, name, "sample", HELLOWORLD, 5000, [(None, [("v1", 50), ("v2", 50)])],
+                        "helloworld 50/50 in %s's xDS" % name)
     # bookinfo-reviews no longer listed: its objects are pruned
     with pytest.raises(client.exceptions.ApiException):
         client.CustomObjectsApi(api).get_namespaced_custom_object(
