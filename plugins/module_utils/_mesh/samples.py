@@ -27,24 +27,32 @@ from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import 
 
 VAR = "deploy_samples_placement"
 TRAFFIC_VAR = "deploy_samples_traffic"
-# staged sample (traffic.SAMPLE_STAGES) -> the app whose namespace it routes in; httpbin-global is
-# routed by the federation (federate_clusters_global_routes, filter mesh_global_routes)
-TRAFFIC_APPS = {"bookinfo-reviews": "bookinfo", "helloworld": "helloworld"}
+# staged sample (traffic.SAMPLE_STAGES) -> the app whose versions it routes to (in the app's namespace)
+TRAFFIC_APPS = {"bookinfo-reviews": "bookinfo", "helloworld": "helloworld", "httpbin-global": "httpbin"}
+# staged samples of .global hosts: routed by the federation (its VirtualService of the host, from
+# federate_clusters' routes), not by this role; the namespace their host names
+GLOBAL_TRAFFIC = {"httpbin-global": "bar"}
+FEDERATION_MODE = "service_entry"
 # app -> (candidate files under samples/, in order of preference; versions one may choose; default
 # namespace; the workloads the versions choose among: names starting so)
 APPS = {
     "curl": (("curl/curl.yaml", "sleep/sleep.yaml"), (), "curl", None),
-    "httpbin": (("httpbin/httpbin.yaml",), (), "httpbin", None),
+    "httpbin": (("httpbin/httpbin.yaml",), ("v1", "v2"), "httpbin", "httpbin"),
     "helloworld": (("helloworld/helloworld.yaml",), ("v1", "v2"), "sample", "helloworld-"),
     "bookinfo": (("bookinfo/platform/kube/bookinfo.yaml",), ("v1", "v2", "v3"), "bookinfo", "reviews-"),
 }
 ALIASES = {"sleep": "curl"}
+# versions the release has no workload of: made as a copy of another version's workload with its own
+# version label (Istio's traffic-mirroring task makes httpbin-v2 so), and only when asked for
+COPIED_VERSIONS = {"httpbin": {"v2": "v1"}}
+# versions an entry gets when it names none (default: every version of the app)
+DEFAULT_VERSIONS = {"httpbin": ["v1"]}
 ENTRY_KEYS = ("app", "namespace", "versions")
 GATEWAY_FILE = "bookinfo/networking/bookinfo-gateway.yaml"
 # the seeds' placement: cluster index -> [(app, namespace, versions)]
 SEEDS = (
     (("curl", "foo", ()), ("helloworld", "sample", ("v1",)), ("curl", "sample", ()), ("bookinfo", "bookinfo", ())),
-    (("httpbin", "bar", ()), ("helloworld", "sample", ("v2",)), ("curl", "sample", ())),
+    (("httpbin", "bar", ("v1",)), ("helloworld", "sample", ("v2",)), ("curl", "sample", ())),
 )
 
 
@@ -56,7 +64,7 @@ def seed_placement(cluster_hosts):
     if len(cluster_hosts) == 1:
         first = out[cluster_hosts[0]]
         first[1]["versions"] = ["v1", "v2"]
-        first.append({"app": "httpbin", "namespace": "bar", "versions": []})
+        first.append({"app": "httpbin", "namespace": "bar", "versions": ["v1"]})
     return out
 
 
@@ -86,7 +94,7 @@ def _entry(where, entry, files):
         raise MeshError("%s.namespace: %r is not a DNS-1123 label" % (where, ns), field=VAR)
     chosen = entry.get("versions")
     if chosen is None or chosen == []:
-        chosen = list(versions)
+        chosen = list(DEFAULT_VERSIONS.get(app, versions))
     if not isinstance(chosen, list) or not all(isinstance(v, str) for v in chosen):
         raise MeshError("%s.versions: must be a list of version names, got %r" % (where, chosen), field=VAR)
     bad = [v for v in chosen if v not in versions]
@@ -111,8 +119,7 @@ def _traffic_stages(stages):
                         % (TRAFFIC_VAR, ", ".join(sorted(TRAFFIC_APPS)), type(stages).__name__), field=TRAFFIC_VAR)
     for name, stage in sorted(stages.items()):
         if name not in TRAFFIC_APPS:
-            raise MeshError("%s.%s: not a staged sample this role routes (%s; httpbin-global goes through "
-                            "federate_clusters_global_routes)" % (TRAFFIC_VAR, name, ", ".join(sorted(TRAFFIC_APPS))),
+            raise MeshError("%s.%s: not a staged sample (%s)" % (TRAFFIC_VAR, name, ", ".join(sorted(TRAFFIC_APPS))),
                             field=TRAFFIC_VAR)
         known = traffic.stage_names(traffic.SAMPLE_STAGES[name])
         if stage not in known:
@@ -128,7 +135,7 @@ def traffic_policies(apps, stages):
     out = []
     for name, stage in sorted(stages.items()):
         for app in apps:
-            if app["app"] == TRAFFIC_APPS[name]:
+            if app["app"] == TRAFFIC_APPS[name] and name not in GLOBAL_TRAFFIC:
                 out.append(traffic.stage_policy(traffic.staged(name, namespace=app["namespace"]), stage,
                                                 field=TRAFFIC_VAR))
     return out
@@ -144,14 +151,69 @@ def _check_routed_versions(clusters, stages):
         app = TRAFFIC_APPS[name]
         if app not in placed:
             continue
-        policy = traffic.normalize_policy(traffic.stage_policy(traffic.staged(name), stage, field=TRAFFIC_VAR),
-                                          field=TRAFFIC_VAR)
-        routed = set(sub for route in policy["routes"] for sub, weight in route["to"] if weight > 0)
+        policy = traffic.stage_policy(traffic.staged(name), stage, field=TRAFFIC_VAR)
+        if name in GLOBAL_TRAFFIC:
+            routed = set(sub for weights in traffic.global_routes([policy], field=TRAFFIC_VAR).values() for sub in weights)
+        else:
+            policy = traffic.normalize_policy(policy, field=TRAFFIC_VAR)
+            routed = set(sub for route in policy["routes"] for sub, weight in route["to"] if weight > 0)
         missing = sorted(routed - placed[app])
         if missing:
             raise MeshError("%s.%s: stage %s routes to %s, which no cluster runs (%s gives %s versions %s)" % (
                 TRAFFIC_VAR, name, stage, ", ".join(missing), VAR, app, ", ".join(sorted(placed[app])) or "none"),
                 field=TRAFFIC_VAR)
+
+
+def _check_global_stages(clusters, cluster_hosts, stages, hostvars):
+    """A staged .global sample needs the federation that makes its host (service_entry mode on every
+    cluster) and its app in the namespace the host names."""
+    for name in sorted(set(stages) & set(GLOBAL_TRAFFIC)):
+        host = traffic.staged(name)["policy"]["host"]
+        modes = [(h, (hostvars.get(h) or {}).get("federate_clusters_mode") or "multi_primary") for h in cluster_hosts]
+        other = [(h, m) for h, m in modes if m != FEDERATION_MODE]
+        if other:
+            raise MeshError("%s.%s: %s is made by the federation in federate_clusters_mode %s only; %s" % (
+                TRAFFIC_VAR, name, host, FEDERATION_MODE, ", ".join("%s has %s" % hm for hm in other)), field=TRAFFIC_VAR)
+        app, ns = TRAFFIC_APPS[name], GLOBAL_TRAFFIC[name]
+        if not any(a["app"] == app and a["namespace"] == ns for c in clusters for a in c["apps"]):
+            raise MeshError("%s.%s: %s routes the %s of namespace %s; %s places none there" % (
+                TRAFFIC_VAR, name, host, app, ns, VAR), field=TRAFFIC_VAR)
+
+
+def global_routes(stages, routes=None):
+    """The routes of ``.global`` hosts the federation writes (``federate_clusters_global_routes``
+    given as ``routes``) with those of the staged ``.global`` samples of ``stages``
+    (``deploy_samples_traffic``) at their stage: one variable selects the stage of
+    ``httpbin.bar.global`` as it does the others'.  A host routed by both is refused."""
+    stages = _traffic_stages(stages)
+    policies = [traffic.stage_policy(traffic.staged(name), stage, field=TRAFFIC_VAR)
+                for name, stage in sorted(stages.items()) if name in GLOBAL_TRAFFIC]
+    ours = traffic.global_routes(policies, field=TRAFFIC_VAR)
+    if routes is not None and not isinstance(routes, dict):
+        raise MeshError("federate_clusters_global_routes: must be a mapping of .global host to {subset: weight}, got %s"
+                        % type(routes).__name__, field="federate_clusters_global_routes")
+    out = dict(routes or {})
+    both = sorted(set(ours) & set(out))
+    if both:
+        raise MeshError("federate_clusters_global_routes: %s is routed by %s too; keep one of the two"
+                        % (", ".join(both), TRAFFIC_VAR), field="federate_clusters_global_routes")
+    out.update(ours)
+    return out
+
+
+def traffic_summary(clusters, stages):
+    """One line per staged sample: its stage and where it is routed."""
+    lines = []
+    for name, stage in sorted(stages.items()):
+        app = TRAFFIC_APPS[name]
+        where = [c["cluster"] for c in clusters if app in [a["app"] for a in c["apps"]]]
+        if not where:
+            continue
+        if name in GLOBAL_TRAFFIC:
+            lines.append("traffic: %s at stage %s (%s, by the federation)" % (name, stage, traffic.staged(name)["policy"]["host"]))
+        else:
+            lines.append("traffic: %s at stage %s (%s)" % (name, stage, ", ".join(where)))
+    return lines
 
 
 def samples_plan(placement, cluster_hosts, hostvars, files, stages=None):
@@ -194,15 +256,18 @@ def samples_plan(placement, cluster_hosts, hostvars, files, stages=None):
                          "namespaces": namespaces, "apps": apps, "files": files_needed,
                          "traffic": traffic_policies(apps, stages)})
     _check_routed_versions(clusters, stages)
+    _check_global_stages(clusters, cluster_hosts, stages, hostvars)
     summary = ["%s: %s" % (c["cluster"], ", ".join(
         "%s%s in %s" % (a["name"], " " + "+".join(a["versions"]) if a["versions"] else "", a["namespace"])
-        for a in c["apps"]) or "no samples") for c in clusters]
+        for a in c["apps"]) or "no samples") for c in clusters] + traffic_summary(clusters, stages)
     return {"clusters": clusters, "summary": summary}
 
 
 def _version(doc):
+    """A workload's version label: on the object, else on its pod template (httpbin's)."""
     meta = doc.get("metadata") or {}
-    return (meta.get("labels") or {}).get("version")
+    template = ((doc.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return (meta.get("labels") or {}).get("version") or (template.get("labels") or {}).get("version")
 
 
 def _images(doc):
@@ -223,22 +288,41 @@ def app_manifests(docs, app, registry=None):
     other documents are kept: Services, ServiceAccounts, bookinfo's other workloads),
     in the app's namespace, images from ``registry`` when given."""
     prefix = APPS[app["app"]][3]
+    copied = COPIED_VERSIONS.get(app["app"]) or {}
     out = []
     for doc in docs or []:
         if not isinstance(doc, dict) or not doc.get("kind"):
             continue  # an empty document (a trailing ---)
         version = _version(doc)
         versioned = prefix and str((doc.get("metadata") or {}).get("name") or "").startswith(prefix)
-        if versioned and version and version not in app["versions"]:
-            continue
-        doc = copy.deepcopy(doc)
-        doc.setdefault("metadata", {})["namespace"] = app["namespace"]
-        if registry:
-            for container in _images(doc):
-                if container.get("image"):
-                    container["image"] = override_image(container["image"], registry)
-        out.append(doc)
+        made = [doc]
+        if versioned and version:
+            made = ([doc] if version in app["versions"] else []) + [
+                copy_version(doc, version, v) for v in sorted(copied) if copied[v] == version and v in app["versions"]]
+        for one in made:
+            one = copy.deepcopy(one)
+            one.setdefault("metadata", {})["namespace"] = app["namespace"]
+            if registry:
+                for container in _images(one):
+                    if container.get("image"):
+                        container["image"] = override_image(container["image"], registry)
+            out.append(one)
     return out
+
+
+def copy_version(doc, version, new):
+    """A workload of ``version`` as one of version ``new``: named ``<name>-<new>`` (``-<version>``
+    replaced), its version label changed in its metadata, selector and pod template."""
+    doc = copy.deepcopy(doc)
+    meta = doc.setdefault("metadata", {})
+    name = str(meta.get("name") or "")
+    meta["name"] = (name[:-len(version)] + new) if name.endswith("-" + version) else "%s-%s" % (name, new)
+    spec = doc.get("spec") or {}
+    for labels in (meta.get("labels"), (spec.get("selector") or {}).get("matchLabels"),
+                   ((spec.get("template") or {}).get("metadata") or {}).get("labels")):
+        if isinstance(labels, dict) and labels.get("version") == version:
+            labels["version"] = new
+    return doc
 
 
 def gateway_manifests(docs, host, namespace):

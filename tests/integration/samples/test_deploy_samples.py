@@ -15,7 +15,7 @@ import time
 
 import pytest
 from kubernetes import client
-from playbook_runner import REPO_ROOT, changed_tasks, failure_messages, playbook
+from playbook_runner import REPO_ROOT, InventoryCopy, changed_tasks, failure_messages, playbook
 from sandbox_helpers import wait_for
 
 pytestmark = pytest.mark.sandbox
@@ -53,6 +53,9 @@ def mesh(sandbox_istiod):
     """Istio installed on every cluster (its injection webhook), the samples not deployed."""
     sb = sandbox_istiod
     rc, data, raw = playbook("install_istio.yml")
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    # federated, so each primary's istiod merges the other cluster's helloworld endpoints
+    rc, data, raw = playbook("federate_clusters.yml")
     assert rc == 0, failure_messages(data) or raw[-4000:]
     rc, data, raw = deploy("-e", "deploy_samples_state=absent")
     assert rc == 0, failure_messages(data) or raw[-4000:]
@@ -175,6 +178,29 @@ def sidecar_routes(sb, cluster, namespace, host, port):
     return None
 
 
+def subset_endpoints(sb, cluster, namespace, host, port, subset):
+    """(address, port) of the endpoints cluster's istiod sends a sidecar of ``namespace`` for one
+    subset of host:port (Envoy cluster outbound|port|subset|host)."""
+    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import xds
+    from tools.sandbox.versions import ISTIO_VERSION
+
+    snap = xds.fetch("127.0.0.1:%d" % sb.istiod_ports[cluster]["grpc"], "sidecar", cluster, namespace,
+                     NETWORKS[cluster], "mesh1", ISTIO_VERSION, timeout=20, routes=False)
+    name = "outbound|%d|%s|%s" % (port, subset, host)
+    # an EDS cluster's endpoints come by EDS; a DNS one's (a .global host) are in the cluster itself
+    found = (snap["clusters"].get(name) or {}).get("endpoints") or snap["endpoints"].get(name) or []
+    return sorted((e["address"], e["port"]) for e in found)
+
+
+def eastwest_address(sb, cluster):
+    """The address other networks reach cluster's east-west gateway at: the inventory's
+    mesh_gateway_address (cluster1), else its LoadBalancer address (what install_istio records)."""
+    if cluster == "cluster1":
+        return "127.0.0.11"  # inventories/sandbox: mesh_gateway_address
+    svc = client.CoreV1Api(sb.api_client(cluster)).read_namespaced_service("istio-eastwestgateway", "istio-system")
+    return svc.status.load_balancer.ingress[0].ip
+
+
 def wait_for_routes(sb, cluster, namespace, host, port, expected, what):
     """Poll istiod's xDS until the sidecar's routes for host:port are ``expected`` (istiod pushes
     a changed VirtualService after its debounce); fail with what it sent last."""
@@ -237,6 +263,18 @@ def test_traffic_stages_change_only_the_routes(mesh):
         # each primary's istiod sends its sample sidecars the split over the merged endpoints' subsets
         wait_for_routes(mesh, name, "sample", HELLOWORLD, 5000, [(None, [("v1", 50), ("v2", 50)])],
                         "helloworld 50/50 in %s's xDS" % name)
+    # ... over the merged endpoints: each subset holds its own cluster's pod, and the other
+    # cluster's version is reached through the other network's east-west gateway (15443)
+    pods = {}
+    for name in mesh.clusters:
+        items = client.CoreV1Api(mesh.api_client(name)).list_namespaced_pod("sample", label_selector="app=helloworld").items
+        pods[name] = sorted((p.status.pod_ip, 5000) for p in items if p.status.pod_ip)
+    local = {"cluster1": "v1", "cluster2": "v2"}
+    for name in mesh.clusters:
+        other = [c for c in mesh.clusters if c != name][0]
+        assert subset_endpoints(mesh, name, "sample", HELLOWORLD, 5000, local[name]) == pods[name], name
+        assert subset_endpoints(mesh, name, "sample", HELLOWORLD, 5000, local[other]) == [
+            (eastwest_address(mesh, other), 15443)], name
     # bookinfo-reviews no longer listed: its objects are pruned
     with pytest.raises(client.exceptions.ApiException):
         client.CustomObjectsApi(api).get_namespaced_custom_object(
@@ -249,6 +287,77 @@ def test_traffic_stages_change_only_the_routes(mesh):
                for m in failure_messages(data)), failure_messages(data)
     rc, data, raw = deploy()
     assert rc == 0, failure_messages(data) or raw[-4000:]
+
+
+GLOBAL_TASK = "ServiceEntries, VIPs, DestinationRules, VirtualServices and the *.global gateway of this cluster"
+HTTPBIN_GLOBAL = "httpbin.bar.global"
+
+
+def global_objects(api, kind):
+    """cluster's objects of ``kind`` (destinationrules, virtualservices) for httpbin.bar.global."""
+    items = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        "networking.istio.io", "v1", "istio-system", kind)["items"]
+    return [o for o in items if HTTPBIN_GLOBAL in ([o["spec"].get("host")] + (o["spec"].get("hosts") or []))]
+
+
+def test_the_global_httpbin_stage_is_routed_by_the_federation(mesh, tmp_path_factory):
+    """The .global seed: httpbin v1 and v2 in bar on cluster2, exported; deploy_samples_traffic's
+    httpbin-global stage becomes the federation's route of httpbin.bar.global in cluster1, and
+    cluster1's istiod sends its sidecars that split over the subsets at cluster2's gateway."""
+    inv = InventoryCopy(tmp_path_factory.mktemp("samples-global"))
+
+    def mutate(group):
+        group["vars"]["federate_clusters_mode"] = "service_entry"
+        group["vars"]["deploy_samples_placement"] = {
+            "cluster1": [{"app": "curl", "namespace": "foo"}],
+            "cluster2": [{"app": "httpbin", "namespace": "bar", "versions": ["v1", "v2"]}]}
+        group["hosts"]["cluster2"]["mesh_exports"] = [{"namespace": "bar", "names": ["httpbin"]}]
+    path = inv.write(mutate)
+    api1 = mesh.api_client("cluster1")
+    try:
+        # site.yml's order: the samples, then the federation that exports them
+        rc, data, raw = playbook("deploy_samples.yml", inventory=path)
+        assert rc == 0, failure_messages(data) or raw[-4000:]
+        rc, data, raw = playbook("federate_clusters.yml", inventory=path)
+        assert rc == 0, failure_messages(data) or raw[-4000:]
+        [dr] = global_objects(api1, "destinationrules")
+        assert sorted(s["name"] for s in dr["spec"]["subsets"]) == ["v1", "v2"]
+        assert global_objects(api1, "virtualservices") == []  # no stage chosen: no route
+        gateway = eastwest_address(mesh, "cluster2")
+        for subset in ("v1", "v2"):
+            assert subset_endpoints(mesh, "cluster1", "foo", HTTPBIN_GLOBAL, 8000, subset) == [(gateway, 15443)], subset
+        expected = {"all-v1": [("v1", 100)], "v2-10": [("v1", 90), ("v2", 10)], "all-v2": [("v2", 100)]}
+        for stage, weights in expected.items():
+            extra = json.dumps({"deploy_samples_traffic": {"httpbin-global": stage}})
+            rc, data, raw = playbook("deploy_samples.yml", "-e", extra, inventory=path)
+            assert rc == 0, failure_messages(data) or raw[-4000:]
+            # only the federation's task changes, on both clusters: each has the host (cluster1 imports it,
+            # cluster2 exports it) and its VirtualService
+            assert changed_tasks(data) == ["meshfed.istio.federate_clusters : %s on %s" % (GLOBAL_TASK, c)
+                                           for c in ("cluster1", "cluster2")], (stage, changed_tasks(data))
+            [vs] = global_objects(api1, "virtualservices")
+            assert [sorted((d["destination"]["subset"], d.get("weight", 100)) for d in r["route"])
+                    for r in vs["spec"]["http"]] == [weights], stage
+            assert global_objects(api1, "destinationrules") == [dr], "the DestinationRule stays as it was"
+            port = "%s:8000" % HTTPBIN_GLOBAL
+            wait_for_routes(mesh, "cluster1", "foo", HTTPBIN_GLOBAL, 8000, [(None, weights)], "%s at %s in xDS" % (port, stage))
+            rc, data, raw = playbook("deploy_samples.yml", "-e", extra, inventory=path)
+            assert rc == 0 and changed_tasks(data) == [], (stage, changed_tasks(data))
+            rc, data, raw = playbook("federate_clusters.yml", "-e", extra, inventory=path)
+            assert rc == 0 and changed_tasks(data) == [], (stage, changed_tasks(data))
+        # a stage routing to a version that runs nowhere, or without the federation's mode, is refused
+        rc, data, raw = deploy("-e", json.dumps({"deploy_samples_traffic": {"httpbin-global": "all-v1"}}))
+        assert rc != 0 and changed_tasks(data) == []
+        assert any("httpbin.bar.global is made by the federation in federate_clusters_mode service_entry only; "
+                   "cluster1 has multi_primary" in m for m in failure_messages(data)), failure_messages(data)
+    finally:
+        inv.remove()
+        # back to the seeds on the multi-primary mesh of the sandbox inventory
+        rc, data, raw = deploy()
+        assert rc == 0, failure_messages(data) or raw[-4000:]
+        rc, data, raw = playbook("federate_clusters.yml")
+        assert rc == 0, failure_messages(data) or raw[-4000:]
+    assert global_objects(api1, "virtualservices") == [] and global_objects(api1, "destinationrules") == []
 
 
 def test_addons_kiali_sees_the_other_cluster_and_a_rerun_changes_nothing(mesh):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, meshfed.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The traffic filters: mesh_traffic_stage, mesh_traffic_stages, mesh_global_routes."""
+"""The traffic filters: mesh_traffic_stage, mesh_traffic_stages, mesh_global_routes, mesh_sample_global_routes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import traffic
 
-FILTERS = ["mesh_traffic_stage", "mesh_traffic_stages", "mesh_global_routes"]
+FILTERS = ["mesh_traffic_stage", "mesh_traffic_stages", "mesh_global_routes", "mesh_sample_global_routes"]
 
 
 def plugin(name):
@@ -99,3 +99,15 @@ def test_bad_arguments(call, message):
     with pytest.raises(AnsibleFilterError) as e:
         call()
     assert message in str(e.value)
+
+
+def test_sample_global_routes_add_the_global_stage_to_the_federation_routes():
+    f = flt("mesh_sample_global_routes")
+    assert f({}, {"httpbin-global": "v2-10", "bookinfo-reviews": "all-v3"}) == {"httpbin.bar.global": {"v1": 90, "v2": 10}}
+    assert f({"x.y.global": {"v1": 100}}, {}) == {"x.y.global": {"v1": 100}}
+    with pytest.raises(AnsibleFilterError, match=r"mesh_sample_global_routes: deploy_samples_traffic.httpbin-global: "
+                                                 r"'v9' is not a stage"):
+        f({}, {"httpbin-global": "v9"})
+    with pytest.raises(AnsibleFilterError, match=r"mesh_sample_global_routes: federate_clusters_global_routes: "
+                                                 r"httpbin.bar.global is routed by deploy_samples_traffic too"):
+        f({"httpbin.bar.global": {"v1": 100}}, {"httpbin-global": "all-v1"})

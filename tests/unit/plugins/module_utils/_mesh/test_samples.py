@@ -29,10 +29,10 @@ def test_the_seeds_placement():
         ("curl", "foo", []), ("helloworld", "sample", ["v1"]), ("curl", "sample", []),
         ("bookinfo", "bookinfo", ["v1", "v2", "v3"])]
     assert [(a["app"], a["namespace"], a["versions"]) for a in c2["apps"]] == [
-        ("httpbin", "bar", []), ("helloworld", "sample", ["v2"]), ("curl", "sample", [])]
+        ("httpbin", "bar", ["v1"]), ("helloworld", "sample", ["v2"]), ("curl", "sample", [])]
     assert [n["name"] for n in c1["namespaces"]] == ["bookinfo", "foo", "sample"]
     assert p["summary"] == ["cluster1: curl in foo, helloworld v1 in sample, curl in sample, bookinfo v1+v2+v3 in bookinfo",
-                            "cluster2: httpbin in bar, helloworld v2 in sample, curl in sample"]
+                            "cluster2: httpbin v1 in bar, helloworld v2 in sample, curl in sample"]
 
 
 def test_one_cluster_gets_every_seed():
@@ -172,7 +172,9 @@ def test_a_moved_app_takes_its_policy_along():
 
 @pytest.mark.parametrize("stages, msg", [
     ({"bookinfo-reviews": "v2-20"}, r"deploy_samples_traffic.bookinfo-reviews: 'v2-20' is not a stage; stages: all-v1, "),
-    ({"httpbin-global": "all-v1"}, r"deploy_samples_traffic.httpbin-global: not a staged sample this role routes"),
+    ({"httpbin": "all-v1"}, r"deploy_samples_traffic.httpbin: not a staged sample \(bookinfo-reviews, helloworld, httpbin-global\)"),
+    ({"httpbin-global": "all-v1"}, r"deploy_samples_traffic.httpbin-global: httpbin.bar.global is made by the federation in "
+                                   r"federate_clusters_mode service_entry only; c1 has multi_primary"),
     (["all-v1"], r"deploy_samples_traffic: must be a mapping"),
 ])
 def test_bad_traffic_stages_are_refused(stages, msg):
@@ -210,3 +212,77 @@ def test_addon_manifests_take_the_federated_prometheus_config():
     assert out[0]["data"] == {"prometheus.yml": "federated"}
     assert docs["addons/prometheus.yaml"][0]["data"]["prometheus.yml"] == "scrape_configs: []\n"
     assert samples.addon_manifests(docs, ["addons/prometheus.yaml"])[0]["data"]["prometheus.yml"] == "scrape_configs: []\n"
+
+
+HTTPBIN = [
+    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "httpbin"}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "httpbin", "labels": {"app": "httpbin", "service": "httpbin"}}},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "httpbin"},
+     "spec": {"selector": {"matchLabels": {"app": "httpbin", "version": "v1"}},
+              "template": {"metadata": {"labels": {"app": "httpbin", "version": "v1"}},
+                           "spec": {"containers": [{"name": "httpbin", "image": "docker.io/mccutchen/go-httpbin:v2.15.0"}]}}}},
+]
+
+
+def _deployments(out):
+    return [(d["metadata"]["name"], d["spec"]["selector"]["matchLabels"]["version"],
+             d["spec"]["template"]["metadata"]["labels"]["version"]) for d in out if d["kind"] == "Deployment"]
+
+
+def test_httpbin_v2_is_a_copy_of_the_release_workload_made_only_when_asked():
+    # by default (no versions): the release's one workload, v1
+    [entry] = plan({"c1": ["httpbin"]})["clusters"][0]["apps"]
+    assert entry["versions"] == ["v1"]
+    v1 = samples.app_manifests(HTTPBIN, entry)
+    assert _deployments(v1) == [("httpbin", "v1", "v1")]
+    both = samples.app_manifests(HTTPBIN, dict(entry, versions=["v1", "v2"]), registry="mirror.example/x")
+    assert [d["kind"] for d in both] == ["ServiceAccount", "Service", "Deployment", "Deployment"]
+    assert _deployments(both) == [("httpbin", "v1", "v1"), ("httpbin-v2", "v2", "v2")]
+    assert both[3]["spec"]["template"]["spec"]["containers"][0]["image"] == "mirror.example/x/go-httpbin:v2.15.0"
+    only2 = samples.app_manifests(HTTPBIN, dict(entry, versions=["v2"]))
+    assert _deployments(only2) == [("httpbin-v2", "v2", "v2")]
+    assert HTTPBIN[2]["metadata"] == {"name": "httpbin"}, "the release's documents are not changed"
+    # a name that ends with its version takes the new one instead
+    doc = samples.copy_version({"kind": "Deployment", "metadata": {"name": "app-v1", "labels": {"version": "v1"}}}, "v1", "v3")
+    assert doc["metadata"] == {"name": "app-v3", "labels": {"version": "v3"}}
+
+
+SE_HOSTVARS = {"c1": {"mesh_cluster_name": "cluster1", "federate_clusters_mode": "service_entry"},
+               "c2": {"mesh_cluster_name": "cluster2", "federate_clusters_mode": "service_entry"}}
+HTTPBIN_V1_V2 = {"c1": ["curl"], "c2": [{"app": "httpbin", "namespace": "bar", "versions": ["v1", "v2"]}]}
+
+
+def test_the_global_httpbin_stage_goes_to_the_federation_not_to_this_role():
+    p = samples.samples_plan(HTTPBIN_V1_V2, ["c1", "c2"], SE_HOSTVARS, FILES_124, {"httpbin-global": "v2-10"})
+    assert [c["traffic"] for c in p["clusters"]] == [[], []]
+    assert p["summary"][-1] == "traffic: httpbin-global at stage v2-10 (httpbin.bar.global, by the federation)"
+    assert samples.global_routes({"httpbin-global": "v2-10"}) == {"httpbin.bar.global": {"v1": 90, "v2": 10}}
+    assert samples.global_routes({"httpbin-global": "all-v2", "helloworld": "v2-50"}, {"a.b.global": {"v1": 100}}) == {
+        "a.b.global": {"v1": 100}, "httpbin.bar.global": {"v2": 100}}
+    assert samples.global_routes(None, {"a.b.global": {"v1": 100}}) == {"a.b.global": {"v1": 100}}
+    assert samples.global_routes({}) == {}
+
+
+@pytest.mark.parametrize("placement, hostvars, stages, msg", [
+    (HTTPBIN_V1_V2, dict(SE_HOSTVARS, c2={"federate_clusters_mode": "multi_primary"}), {"httpbin-global": "all-v1"},
+     r"httpbin.bar.global is made by the federation in federate_clusters_mode service_entry only; c2 has multi_primary"),
+    ({"c2": [{"app": "httpbin", "namespace": "web"}]}, SE_HOSTVARS, {"httpbin-global": "all-v1"},
+     r"deploy_samples_traffic.httpbin-global: httpbin.bar.global routes the httpbin of namespace bar; "
+     r"deploy_samples_placement places none there"),
+    ({"c2": [{"app": "httpbin", "namespace": "bar"}]}, SE_HOSTVARS, {"httpbin-global": "v2-10"},
+     r"deploy_samples_traffic.httpbin-global: stage v2-10 routes to v2, which no cluster runs \(deploy_samples_placement "
+     r"gives httpbin versions v1\)"),
+])
+def test_a_global_stage_without_its_federation_or_app_is_refused(placement, hostvars, stages, msg):
+    with pytest.raises(MeshError, match=msg) as e:
+        samples.samples_plan(placement, ["c1", "c2"], hostvars, FILES_124, stages)
+    assert e.value.field == "deploy_samples_traffic"
+
+
+def test_a_global_host_routed_twice_is_refused():
+    with pytest.raises(MeshError, match=r"federate_clusters_global_routes: httpbin.bar.global is routed by "
+                                        r"deploy_samples_traffic too; keep one of the two") as e:
+        samples.global_routes({"httpbin-global": "all-v1"}, {"httpbin.bar.global": {"v1": 100}})
+    assert e.value.field == "federate_clusters_global_routes"
+    with pytest.raises(MeshError, match=r"federate_clusters_global_routes: must be a mapping"):
+        samples.global_routes({}, ["x"])
