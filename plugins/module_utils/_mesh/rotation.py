@@ -105,7 +105,7 @@ def load_bundle(data, what):
     try:
         certs = ca.x509.load_pem_x509_certificates(_b(data))
     except ValueError as e:
-        raise CAError("%s: not a PEM certificate bundle (%s)" % (what, str(e).split(" See https")[0].rstrip(".")))
+        raise CAError("%s: not a PEM certificate bundle (%s)" % (what, str(e).split(" See https", maxsplit=1)[0].rstrip(".")))
     if not certs:
         raise CAError("%s: holds no certificate" % what)
     return certs
