@@ -177,7 +177,7 @@ def change_summary(before: dict, after: dict) -> str:
     for what, keys in (("added", added), ("changed", changed), ("removed", removed)):
         if keys:
             parts.append("%s %s" % (what, ", ".join(keys)))
-    return "; ".join(parts) or "rewritten"
+    return "; ".join(parts) or "no key changed"
 
 
 class Syncer(threading.Thread):
@@ -193,12 +193,17 @@ class Syncer(threading.Thread):
     def run(self) -> None:
         from . import cluster, istiod  # istiod imports build, which this module's users need not load early
 
+        self.say("%s: keeping istiod's cacerts directory %s equal to Secret %s/%s (every %gs while istiod runs)"
+                 % (self.name_, istiod.Istiod(self.name_).cadir, NAMESPACE, SECRET, POLL_SECONDS))
         while not self.halt.is_set():
             try:
                 i = istiod.Istiod(self.name_)
                 if i.pid():
                     changed, before, after = sync(cluster.Cluster(self.name_).api(), i.cadir)
-                    if changed:
+                    if changed and before == after:  # e.g. files an older sandbox's istiod copied there
+                        self.say("%s: %s rewritten as a Secret volume (..data and per-key links; %s)"
+                                 % (self.name_, i.cadir, describe(after)))
+                    elif changed:
                         self.say("%s: Secret %s/%s changed: %s updated (%s; now %s)" % (
                             self.name_, NAMESPACE, SECRET, i.cadir, change_summary(before, after), describe(after)))
                 self.failure = None
