@@ -230,7 +230,9 @@ def multiroot_env(live):
             pytest.skip("Istio is not installed in %s (no istiod Deployment to carry the env)" % CLUSTER)
         raise
     containers = dep.spec.template.spec.containers
-    index = next(n for n, c in enumerate(containers) if c.name == rollout.CONTAINER)
+    index = next((n for n, c in enumerate(containers) if c.name == rollout.CONTAINER), None)
+    if index is None:
+        pytest.fail("Deployment %s/istiod has no %s container" % (NS, rollout.CONTAINER))
     original_env = apps.api_client.sanitize_for_serialization(containers[index].env or [])
     pid = i.pid()
     env = [e for e in original_env if e["name"] != "ISTIO_MULTIROOT_MESH"] + [{"name": "ISTIO_MULTIROOT_MESH", "value": "true"}]
