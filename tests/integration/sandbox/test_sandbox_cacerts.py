@@ -217,26 +217,33 @@ def plugged(live):
         assert cacerts.read_dir(i.cadir) == (original or {})
 
 
-@pytest.fixture
-def multiroot_env(live):
-    """Deployment istio-system/istiod's discovery container gets ISTIO_MULTIROOT_MESH=true (values.pilot.env), as
-    install_istio_multiroot writes it; the controller restarts istiod for the new pod template.  Afterwards the
-    original env is put back (a created Deployment is deleted), and istiod restarted without it."""
+def multiroot_env(live, value: bool):
+    """Deployment istio-system/istiod's discovery container has ISTIO_MULTIROOT_MESH=true (values.pilot.env, as
+    install_istio_multiroot writes it) or not, and the controller restarts istiod for the new pod template (no
+    change when it already is so).  Afterwards the original env is put back, and istiod restarted on it."""
     i, _core, apps = live
     try:
         dep = apps.read_namespaced_deployment("istiod", NS)
     except client.ApiException as e:
-        if e.status == 404:
+        if e.status != 404:
+            raise
+        if value:
             pytest.skip("Istio is not installed in %s (no istiod Deployment to carry the env)" % CLUSTER)
-        raise
+        yield  # no Deployment: istiod's env has no ISTIO_MULTIROOT_MESH
+        return
     containers = dep.spec.template.spec.containers
     index = next((n for n, c in enumerate(containers) if c.name == rollout.CONTAINER), None)
     if index is None:
         pytest.fail("Deployment %s/istiod has no %s container" % (NS, rollout.CONTAINER))
     original_env = apps.api_client.sanitize_for_serialization(containers[index].env or [])
-    pid = i.pid()
-    env = [e for e in original_env if e["name"] != "ISTIO_MULTIROOT_MESH"] + [{"name": "ISTIO_MULTIROOT_MESH", "value": "true"}]
+    if rollout.deployment_env(apps.api_client.sanitize_for_serialization(dep))[0].get("ISTIO_MULTIROOT_MESH") == ("true" if value else None):
+        yield
+        return
+    env = [e for e in original_env if e["name"] != "ISTIO_MULTIROOT_MESH"]
+    if value:
+        env.append({"name": "ISTIO_MULTIROOT_MESH", "value": "true"})
     path = "/spec/template/spec/containers/%d/env" % index
+    pid = i.pid()
     apps.patch_namespaced_deployment("istiod", NS, [{"op": "add", "path": path, "value": env}])
     try:
         wait_rollout(i, pid, apps)
@@ -245,6 +252,16 @@ def multiroot_env(live):
         pid = i.pid()
         apps.patch_namespaced_deployment("istiod", NS, [{"op": "add", "path": path, "value": original_env}])
         wait_rollout(i, pid, apps)
+
+
+@pytest.fixture
+def multiroot_on(live):
+    yield from multiroot_env(live, True)
+
+
+@pytest.fixture
+def multiroot_off(live):
+    yield from multiroot_env(live, False)
 
 
 def environ(pid: int) -> dict:
@@ -290,10 +307,10 @@ def test_a_new_intermediate_is_loaded_without_restart(live, plugged):
           "pid %d unchanged" % (t_dir, t_log, t_chain, pid))
 
 
-def test_a_second_root_is_refused_without_multiroot(live, plugged):
+def test_a_second_root_is_refused_without_multiroot(live, plugged, multiroot_off):
     i, core, _apps = live
     test_ca, inter_a = plugged
-    assert environ(i.pid()).get("ISTIO_MULTIROOT_MESH", "false") != "true", "the Deployment already sets ISTIO_MULTIROOT_MESH"
+    assert "ISTIO_MULTIROOT_MESH" not in environ(i.pid())
     pid, log = i.pid(), Log(i.log_file)
     other = CAForTest("r2")
     want = test_ca.secret_data(inter_a, test_ca.root_pem + other.root_pem)  # A -> A+B, the first rotation step
@@ -307,7 +324,7 @@ def test_a_second_root_is_refused_without_multiroot(live, plugged):
     assert i.pid() == pid
 
 
-def test_with_multiroot_a_root_bundle_is_taken_and_published(live, plugged, multiroot_env):
+def test_with_multiroot_a_root_bundle_is_taken_and_published(live, plugged, multiroot_on):
     i, core, _apps = live
     test_ca, inter_a = plugged
     assert environ(i.pid()).get("ISTIO_MULTIROOT_MESH") == "true", "istiod did not get ISTIO_MULTIROOT_MESH from its Deployment"
