@@ -40,6 +40,7 @@ NEW_ROOT = "Updating new ROOT-CA"
 MULTIROOT_OFF = "Multi root is disabled, updating new ROOT-CA not supported"
 # seconds from the Secret change to istiod serving the new chain (a 1 s poll, istiod's 100 ms debounce)
 FOLLOW_TIMEOUT = 20
+FIELD_MANAGER = "meshfed-sandbox-test"
 
 
 def ca_helpers():
@@ -152,8 +153,9 @@ def restart_istiod() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def write_secret(core, data) -> None:
-    """Secret istio-system/cacerts = data ({key: bytes}); None deletes it."""
+def write_secret(core, data, labels=None, annotations=None) -> None:
+    """Secret istio-system/cacerts = data ({key: bytes}), with the labels and annotations given (default: those
+    it has, e.g. install_istio's managed-by label); None deletes it."""
     import base64
 
     if data is None:
@@ -163,26 +165,31 @@ def write_secret(core, data) -> None:
             if e.status != 404:
                 raise
         return
-    body = client.V1Secret(metadata=client.V1ObjectMeta(name=cacerts.SECRET, namespace=NS),
+    have = read_secret_object(core)
+    if have is not None and labels is None and annotations is None:
+        labels, annotations = have.metadata.labels, have.metadata.annotations
+    body = client.V1Secret(metadata=client.V1ObjectMeta(name=cacerts.SECRET, namespace=NS, labels=labels, annotations=annotations),
                            data={k: base64.b64encode(v).decode() for k, v in data.items()})
-    try:
-        core.replace_namespaced_secret(cacerts.SECRET, NS, body)
-    except client.ApiException as e:
-        if e.status != 404:
-            raise
+    if have is None:
         core.create_namespaced_secret(NS, body)
+    else:
+        core.replace_namespaced_secret(cacerts.SECRET, NS, body)
+
+
+def read_secret_object(core):
+    try:
+        return core.read_namespaced_secret(cacerts.SECRET, NS)
+    except client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise
 
 
 def read_secret(core):
     import base64
 
-    try:
-        s = core.read_namespaced_secret(cacerts.SECRET, NS)
-    except client.ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    return {k: base64.b64decode(v) for k, v in (s.data or {}).items()}
+    s = read_secret_object(core)
+    return None if s is None else {k: base64.b64decode(v) for k, v in (s.data or {}).items()}
 
 
 def wait_rollout(i, before_pid: int, apps) -> None:
@@ -201,6 +208,8 @@ def plugged(live):
     original Secret is put back and istiod restarted on it (a changed root is no reload: a restart it is)."""
     i, core, _apps = live
     original = read_secret(core)
+    kept = read_secret_object(core)
+    meta = {"labels": kept.metadata.labels, "annotations": kept.metadata.annotations} if kept is not None else {}
     test_ca = CAForTest("r1")
     inter_a = test_ca.intermediate()
     write_secret(core, test_ca.secret_data(inter_a))
@@ -208,22 +217,27 @@ def plugged(live):
         restart_istiod()
         yield test_ca, inter_a
     finally:
-        write_secret(core, original)
+        write_secret(core, original, **meta)
         restart_istiod()
         if original:
             want = der_of_pem(original["ca-cert.pem"])
             wait_for(lambda: served_chain(i.ports["secure_grpc"])[1:2] == [want], timeout=30,
                      what="istiod to serve its original intermediate again")
         assert cacerts.read_dir(i.cadir) == (original or {})
+        after = read_secret_object(core)
+        if kept is not None:
+            assert (after.metadata.labels, after.metadata.annotations) == (kept.metadata.labels, kept.metadata.annotations)
 
 
 def multiroot_env(live, value: bool):
-    """Deployment istio-system/istiod's discovery container has ISTIO_MULTIROOT_MESH=true (values.pilot.env, as
-    install_istio_multiroot writes it) or not, and the controller restarts istiod for the new pod template (no
-    change when it already is so).  Afterwards the original env is put back, and istiod restarted on it."""
+    """istiod with ISTIO_MULTIROOT_MESH=true from its Deployment's env (values.pilot.env, as install_istio_multiroot
+    writes it), or without it.  On: an installation without it gets one entry appended to the discovery container's
+    env (the controller restarts istiod for the new pod template), removed again afterwards (istiod restarted
+    again).  Off: an installation with it is skipped, not changed: taking istioctl's entry out and putting it back
+    would leave it to this test's field manager, and a later install without multi-root would keep it."""
     i, _core, apps = live
     try:
-        dep = apps.read_namespaced_deployment("istiod", NS)
+        raw = apps.read_namespaced_deployment("istiod", NS, _preload_content=False)
     except client.ApiException as e:
         if e.status != 404:
             raise
@@ -231,26 +245,32 @@ def multiroot_env(live, value: bool):
             pytest.skip("Istio is not installed in %s (no istiod Deployment to carry the env)" % CLUSTER)
         yield  # no Deployment: istiod's env has no ISTIO_MULTIROOT_MESH
         return
-    containers = dep.spec.template.spec.containers
-    index = next((n for n, c in enumerate(containers) if c.name == rollout.CONTAINER), None)
-    if index is None:
-        pytest.fail("Deployment %s/istiod has no %s container" % (NS, rollout.CONTAINER))
-    original_env = apps.api_client.sanitize_for_serialization(containers[index].env or [])
-    if rollout.deployment_env(apps.api_client.sanitize_for_serialization(dep))[0].get("ISTIO_MULTIROOT_MESH") == ("true" if value else None):
+    dep = json.loads(raw.data)
+    now = rollout.deployment_env(dep)[0].get("ISTIO_MULTIROOT_MESH") == "true"
+    if now == value:
         yield
         return
-    env = [e for e in original_env if e["name"] != "ISTIO_MULTIROOT_MESH"]
-    if value:
-        env.append({"name": "ISTIO_MULTIROOT_MESH", "value": "true"})
-    path = "/spec/template/spec/containers/%d/env" % index
+    if not value:
+        pytest.skip("Deployment %s/istiod sets ISTIO_MULTIROOT_MESH (install_istio_multiroot); this test needs it off" % NS)
+    containers = dep["spec"]["template"]["spec"]["containers"]
+    index = next((n for n, c in enumerate(containers) if c["name"] == rollout.CONTAINER), None)
+    if index is None:
+        pytest.fail("Deployment %s/istiod has no %s container" % (NS, rollout.CONTAINER))
+    env_path = "/spec/template/spec/containers/%d/env" % index
+    entry = {"name": "ISTIO_MULTIROOT_MESH", "value": "true"}
+    added = len(containers[index].get("env") or [])
+    add = ([{"op": "add", "path": env_path + "/-", "value": entry}] if containers[index].get("env")
+           else [{"op": "add", "path": env_path, "value": [entry]}])
     pid = i.pid()
-    apps.patch_namespaced_deployment("istiod", NS, [{"op": "add", "path": path, "value": env}])
+    apps.patch_namespaced_deployment("istiod", NS, add, field_manager=FIELD_MANAGER)
     try:
         wait_rollout(i, pid, apps)
         yield
     finally:
         pid = i.pid()
-        apps.patch_namespaced_deployment("istiod", NS, [{"op": "add", "path": path, "value": original_env}])
+        item = "%s/%d" % (env_path, added)
+        apps.patch_namespaced_deployment("istiod", NS, [{"op": "test", "path": item, "value": entry},
+                                                        {"op": "remove", "path": item}], field_manager=FIELD_MANAGER)
         wait_rollout(i, pid, apps)
 
 
