@@ -118,6 +118,16 @@ options:
     description: The IstioOperator's C(spec.meshConfig).
     type: dict
     default: {}
+  multi_root:
+    description:
+      - Multi-root trust, for a root CA rotation or merging meshes. istiod accepts a new root bundle in
+        Secret C(istio-system/cacerts) without a restart when it adds roots to the current bundle or drops roots
+        from it (C(values.pilot.env.ISTIO_MULTIROOT_MESH=true)), and pushes the bundle to the proxies, which take it
+        at once (C(meshConfig.defaultConfig.proxyMetadata.PROXY_CONFIG_XDS_AGENT=true)).
+      - Off, istiod refuses a changed root bundle ("Multi root is disabled") and reloads new intermediates only.
+      - O(values) and O(mesh_config) are merged over these settings.
+    type: bool
+    default: false
   hub:
     description: Image registry (C(spec.hub)).
     type: str
@@ -247,6 +257,7 @@ def argument_spec():
         )),
         values=dict(type="dict", default={}),
         mesh_config=dict(type="dict", default={}),
+        multi_root=dict(type="bool", default=False),
         hub=dict(type="str"),
         tag=dict(type="str"),
         iop_overlay=dict(type="dict", default={}),

@@ -243,7 +243,7 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("istiod", help="start one out-of-cluster istiod per running cluster (idempotent)")
     i.add_argument("--cluster", action="append", help="only this cluster (repeatable)")
     g = i.add_mutually_exclusive_group()
-    g.add_argument("--restart", action="store_true", help="restart (re-reads Secret istio-system/cacerts)")
+    g.add_argument("--restart", action="store_true", help="restart (takes the env of Deployment istio-system/istiod again)")
     g.add_argument("--stop", action="store_true", help="stop instead of start")
     i.set_defaults(func=cmd_istiod)
     v = sub.add_parser("vm", help="start VM hosts vm1..N (idempotent), or restart or stop one")

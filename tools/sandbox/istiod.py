@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 
-from . import build, cluster, common, rollout, versions
+from . import build, cacerts, cluster, common, rollout, versions
 from .common import SandboxError, log
 
 NAMESPACE = "istio-system"
@@ -115,6 +115,11 @@ class Istiod:
     @property
     def kubeconfig(self) -> str:
         return os.path.join(self.workdir, "kubeconfig")
+
+    @property
+    def cadir(self) -> str:
+        """istiod's ROOT_CA_DIR: the Pod's /etc/cacerts, kept equal to Secret istio-system/cacerts (cacerts.py)."""
+        return os.path.join(self.workdir, "etc", "cacerts")
 
     def pid(self) -> int:
         pid = common.read_pid(self.pid_file)
@@ -213,27 +218,34 @@ class Istiod:
         binary = pilot_discovery()
         api = self.cluster.api()
         # the pod template this istiod stands for: a new one restarts it (rollout.py), as it would its Pod
-        template = rollout.read_digest(api)
+        deployment = rollout.read_deployment(api)
+        template = rollout.template_digest(deployment)
         ensure_namespace(api)
         ensure_crds(self.cluster, api)
         os.makedirs(self.workdir, exist_ok=True)
         common.write_file_atomic(self.kubeconfig, cluster.render_kubeconfig([self.cluster.kubeconfig_entry()]))
-        # istiod copies Secret istio-system/cacerts here at start-up (USE_REMOTE_CERTS) but only when
-        # the directory holds no complete bundle: clear it so every start reads the current Secret.
-        cadir = os.path.join(self.workdir, "etc", "cacerts")
-        shutil.rmtree(cadir, ignore_errors=True)
+        # the Pod's cacerts volume (Secret istio-system/cacerts, optional): written now, as the kubelet
+        # mounts it before the container starts, and kept equal to the Secret by the controller process
+        # (cacerts.Syncer in lb.py); istiod watches it and reloads its plug-in CA without a restart
+        changed, _before, payload = cacerts.sync(api, self.cadir)
+        log("%s: istiod's cacerts directory %s: %s (%s)" % (
+            self.name, self.cadir, "written from Secret istio-system/cacerts" if changed else "up to date",
+            cacerts.describe(payload) if payload else "no Secret: istiod uses its self-signed CA"))
+        # the env of the Deployment's istiod container (values.pilot.env, the chart's feature flags), then ours
+        pod_env, skipped = rollout.deployment_env(deployment)
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)
+        env.update(pod_env)
         env.update({
             "CLUSTER_ID": self.name,
             "POD_NAMESPACE": NAMESPACE,
             "POD_NAME": "istiod-%s-sandbox" % self.name,
             "REVISION": "default",
-            "USE_REMOTE_CERTS": "true",
-            "ROOT_CA_DIR": cadir,
+            "ROOT_CA_DIR": self.cadir,
             # SAN "localhost" in istiod's serving cert, so webhooks can call https://localhost:<https>/...
             "ISTIOD_CUSTOM_HOST": "localhost",
         })
+        env.pop("USE_REMOTE_CERTS", None)  # istiod would write into the directory the sync owns
         p = self.ports
         argv = [binary, "discovery",
                 "--kubeconfig", self.kubeconfig,
@@ -246,10 +258,14 @@ class Istiod:
                 "--clusterID", self.name,
                 "--domain", "cluster.local",
                 "--log_output_level", "default:info"]
-        log("%s: starting istiod (CLUSTER_ID=%s, ports %s)" % (
-            self.name, self.name, ", ".join("%s %d" % kv for kv in p.items())))
+        log("%s: starting istiod (CLUSTER_ID=%s, ports %s; env from its Deployment: %s)" % (
+            self.name, self.name, ", ".join("%s %d" % kv for kv in p.items()),
+            " ".join("%s=%s" % kv for kv in sorted(pod_env.items())) or "none"))
         with open(self.log_file, "a") as lf:
             lf.write("\n==== %s start: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), " ".join(argv)))
+            lf.write("==== env from Deployment istio-system/istiod: %s%s\n" % (
+                " ".join("%s=%s" % kv for kv in sorted(pod_env.items())) or "-",
+                " (not taken: %s)" % ", ".join(skipped) if skipped else ""))
             lf.flush()
             proc = subprocess.Popen(argv, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=lf,
                                     stderr=subprocess.STDOUT, start_new_session=True)

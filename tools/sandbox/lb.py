@@ -17,6 +17,10 @@ One process for the whole sandbox (``python3 -m tools.sandbox.lb --sandbox-dir D
 library only), started by ``up`` (``ensure``), stopped by ``down`` (``stop``); one thread per cluster
 whose kube-apiserver runs: it lists the Services, then watches them (re-listing after a 410 Gone or
 an error), and writes its view to ``.sandbox/lb/lb-controller.json``.  Log: ``.sandbox/lb/lb-controller.log``.
+
+The same process plays the kubelet for each cluster's out-of-cluster istiod: a new pod template of
+Deployment istio-system/istiod restarts it (rollout.py), and its cacerts directory follows Secret
+istio-system/cacerts (cacerts.py); both log here.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import traceback
 import urllib.error
 import urllib.parse
 
-from . import cluster, common, rollout
+from . import cacerts, cluster, common, rollout
 from .common import SandboxError, log
 
 # the loadBalancerClass this controller serves besides none (Services of any other class are left alone)
@@ -321,6 +325,7 @@ class Controller:
         self.synced_once = set()
         self.watchers = {}
         self.rollouts = {}  # cluster -> rollout.Watcher: its sandbox istiod follows its Deployment
+        self.cacerts = {}  # cluster -> cacerts.Syncer: its istiod's cacerts directory follows the Secret
 
     def ever_synced(self, name: str) -> bool:
         with self.lock:
@@ -368,10 +373,15 @@ class Controller:
             if r is None or not r.is_alive():
                 self.rollouts[name] = rollout.Watcher(name, _say)
                 self.rollouts[name].start()
-        for name, r in list(self.rollouts.items()):
-            if name not in live:
-                r.halt.set()
-                del self.rollouts[name]
+            c = self.cacerts.get(name)
+            if c is None or not c.is_alive():
+                self.cacerts[name] = cacerts.Syncer(name, _say)
+                self.cacerts[name].start()
+        for threads in (self.rollouts, self.cacerts):
+            for name, r in list(threads.items()):
+                if name not in live:
+                    r.halt.set()
+                    del threads[name]
         for name, w in list(self.watchers.items()):
             if name in live:
                 continue

@@ -34,14 +34,47 @@ def template_digest(deployment) -> str:
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_digest(api: common.Api) -> str:
-    """The digest of the cluster's istiod Deployment now ('' when absent); raises on API errors."""
+def read_deployment(api: common.Api):
+    """The cluster's istiod Deployment now (None when absent); raises on API errors."""
     status, payload = api.get(DEPLOYMENT, timeout=10)
     if status == 404:
-        return ""
+        return None
     if status != 200:
         raise common.SandboxError("reading Deployment istio-system/istiod: HTTP %d %s" % (status, common.short(payload)))
-    return template_digest(payload)
+    return payload
+
+
+def read_digest(api: common.Api) -> str:
+    """The digest of the cluster's istiod Deployment now ('' when absent); raises on API errors."""
+    return template_digest(read_deployment(api))
+
+
+# what the sandbox sets itself, or what only makes sense inside the Pod (its identity, its mounted files)
+POD_ONLY_ENV = frozenset(("POD_NAME", "POD_NAMESPACE", "SERVICE_ACCOUNT", "KUBECONFIG", "CLUSTER_ID", "REVISION",
+                          "ROOT_CA_DIR", "USE_REMOTE_CERTS", "ISTIOD_CUSTOM_HOST", "GOMAXPROCS", "JWKS_EXTRA_CACERTS"))
+CONTAINER = "discovery"
+
+
+def deployment_env(deployment) -> tuple:
+    """(env, skipped) for the sandbox's istiod from the Deployment's ``discovery`` container, as its Pod would
+    get it: every variable with a literal value (what `istioctl install` writes from values.pilot.env and the
+    chart: ISTIO_MULTIROOT_MESH, PILOT_*, EXTERNAL_ISTIOD, ...), except POD_ONLY_ENV and ``valueFrom``
+    entries (the Pod's own fields and resources), which are listed in `skipped`.  A later entry of the same
+    name wins, as in Kubernetes."""
+    env, skipped = {}, []
+    if not deployment:
+        return env, skipped
+    spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = spec.get("containers") or []
+    container = next((c for c in containers if c.get("name") == CONTAINER), containers[0] if containers else {})
+    for entry in container.get("env") or []:
+        name = entry.get("name") or ""
+        if not name or name in POD_ONLY_ENV or "valueFrom" in entry:
+            if name and name not in skipped:
+                skipped.append(name)
+            continue
+        env[name] = str(entry.get("value") if entry.get("value") is not None else "")
+    return env, skipped
 
 
 def digest_path(workdir: str) -> str:

@@ -106,6 +106,13 @@ def eastwest_gateway(network, service_type=None):
     }
 
 
+# Multi-root trust (install_istio_multiroot, the module's multi_root): istiod accepts a root bundle that adds
+# or drops roots in Secret cacerts (ISTIO_MULTIROOT_MESH, values.pilot.env) and pushes it to the proxies in
+# their proxy config, which they use only with PROXY_CONFIG_XDS_AGENT (meshConfig.defaultConfig.proxyMetadata).
+MULTI_ROOT_VALUES = {"pilot": {"env": {"ISTIO_MULTIROOT_MESH": "true"}}}
+MULTI_ROOT_MESH_CONFIG = {"defaultConfig": {"proxyMetadata": {"PROXY_CONFIG_XDS_AGENT": "true"}}}
+
+
 def render_iop(p):
     """The IstioOperator for the module parameters ``p`` (a dict)."""
     revision = p.get("revision") or ""
@@ -137,8 +144,12 @@ def render_iop(p):
     if comps.get("egress_gateway") is not None:
         spec["components"]["egressGateways"] = [{"name": "istio-egressgateway",
                                                  "enabled": bool(comps["egress_gateway"])}]
-    if p.get("mesh_config"):
-        spec["meshConfig"] = copy.deepcopy(p["mesh_config"])
+    # multi-root settings first, the caller's mesh_config and values over them
+    mesh_config = deep_merge(MULTI_ROOT_MESH_CONFIG if p.get("multi_root") else {}, p.get("mesh_config"))
+    if mesh_config:
+        spec["meshConfig"] = mesh_config
+    if p.get("multi_root"):
+        spec["values"] = deep_merge(spec["values"], MULTI_ROOT_VALUES)
     spec["values"] = deep_merge(spec["values"], p.get("values"))
     iop = {
         "apiVersion": "install.istio.io/v1alpha1",

@@ -49,7 +49,7 @@ def _timed(what: str, t0: float) -> None:
 
 @pytest.fixture(scope="module")
 def exposed(sandbox_istiod):
-    """install_istio.yml with install_istio_expose_istiod=true, the istiods restarted (cacerts is read at start-up),
+    """install_istio.yml with install_istio_expose_istiod=true, the istiods restarted (a first cacerts is taken at start-up),
     and the relay of cluster2's gateway address to its istiod."""
     why = svcproxy.why_not_possible()
     if why:

@@ -39,7 +39,7 @@ def relay(sandbox_istiod):
 @pytest.fixture(scope="module")
 def installed(relay):
     """install_istio.yml on the sandbox, then the istiods restarted: the injector needs its ConfigMap at
-    start-up, and the cacerts Secret is read at start-up only."""
+    start-up, and istiod takes a first cacerts Secret (after a self-signed start) only at start-up."""
     rc, dummy, raw = playbook("install_istio.yml")
     assert rc == 0, raw[-4000:]
     relay.run("istiod", "--restart")

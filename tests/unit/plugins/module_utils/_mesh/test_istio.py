@@ -113,6 +113,28 @@ def test_render_overrides_merge_deeply():
     assert iop["spec"]["components"]["cni"] == {"enabled": True}
 
 
+def test_render_multi_root_sets_istiod_env_and_proxy_metadata():
+    iop = istio.render_iop({"multi_root": True, "mesh_config": {"defaultConfig": {"proxyMetadata": {"ISTIO_META_DNS_CAPTURE": "true"}}}})
+    assert iop["spec"]["values"]["pilot"] == {"env": {"ISTIO_MULTIROOT_MESH": "true"}}
+    assert iop["spec"]["meshConfig"] == {"defaultConfig": {"proxyMetadata": {
+        "PROXY_CONFIG_XDS_AGENT": "true", "ISTIO_META_DNS_CAPTURE": "true"}}}
+    # the caller's values and meshConfig win over the multi-root defaults, the rest stays
+    iop = istio.render_iop({"multi_root": True, "values": {"pilot": {"env": {"ISTIO_MULTIROOT_MESH": "false", "X": "1"}}},
+                            "mesh_config": {"defaultConfig": {"proxyMetadata": {"PROXY_CONFIG_XDS_AGENT": "false"}}}})
+    assert iop["spec"]["values"]["pilot"]["env"] == {"ISTIO_MULTIROOT_MESH": "false", "X": "1"}
+    assert iop["spec"]["meshConfig"]["defaultConfig"]["proxyMetadata"] == {"PROXY_CONFIG_XDS_AGENT": "false"}
+    # the constants are not shared with the rendered document
+    iop["spec"]["values"]["pilot"]["env"]["Y"] = "2"
+    assert istio.MULTI_ROOT_VALUES == {"pilot": {"env": {"ISTIO_MULTIROOT_MESH": "true"}}}
+
+
+def test_render_without_multi_root_changes_nothing():
+    for p in ({}, {"multi_root": False}, {"multi_root": None}):
+        iop = istio.render_iop(p)
+        assert "pilot" not in iop["spec"]["values"] and "meshConfig" not in iop["spec"]
+    assert istio.render_iop({"multi_root": False, "mesh_config": {"a": 1}}) == istio.render_iop({"mesh_config": {"a": 1}})
+
+
 def test_render_ingress_switch():
     off = istio.render_iop({"components": {"ingress_gateway": False}})
     assert off["spec"]["components"]["ingressGateways"] == [{"name": "istio-ingressgateway", "enabled": False}]
