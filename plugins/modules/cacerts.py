@@ -14,8 +14,10 @@ description:
   - Reads the four files of one cluster made by M(meshfed.istio.mesh_ca) (C(ca-cert.pem), C(ca-key.pem),
     C(root-cert.pem), C(cert-chain.pem)), checks that they form one coherent chain, and writes them into
     the Secret C(cacerts) of namespace C(istio-system), creating the namespace when needed.
-  - The Secret must exist before istiod starts; istiod reads it at start-up. RV(restart_required) tells
-    whether a running istiod must be restarted to use new material.
+  - The Secret should exist before istiod starts. A running istiod (Istio 1.19 or later) that started with its plug-in
+    CA reloads a changed intermediate by itself, and a changed root bundle too when it runs with C(ISTIO_MULTIROOT_MESH)
+    and one bundle holds the other; RV(restart_required) tells when it must be restarted instead, and
+    RV(restart_reason) why.
   - Reports changed only when the Secret's content differs. Key material never appears in a result or a diff.
 author:
   - meshfed.istio contributors (@meshfed)
@@ -115,10 +117,18 @@ namespace_created:
   type: bool
 restart_required:
   description:
-    - Whether istiod must be restarted to use the new material, that is the content changed and either the
-      Secret existed before or an istiod Deployment (label C(app=istiod)) exists in the namespace.
+    - Whether an istiod Deployment (label C(app=istiod)) of the namespace must be restarted to use the new material -
+      the content changed and istiod cannot reload it by itself - it started without a complete plug-in CA
+      (self-signed), its Istio version (image tag, else label C(operator.istio.io/version)) is unknown or before 1.19,
+      or the root changed without C(ISTIO_MULTIROOT_MESH=true) or to a bundle that neither holds nor is held by the
+      current one.
   returned: always
   type: bool
+restart_reason:
+  description: Why istiod is restarted, or how it takes the new material without a restart; null when nothing changed.
+  returned: when O(state=present)
+  type: str
+  sample: istiod istiod reloads a new intermediate by itself (Istio 1.19 or later), without a restart
 istiod_deployments:
   description: istiod Deployments found in the namespace.
   returned: when O(state=present)

@@ -58,9 +58,9 @@ def run(params, service, check_mode, diff):
 
     istiods = service.list("apps/v1", "Deployment", namespace=ns, label_selector=ISTIOD_SELECTOR)
     result["istiod_deployments"] = sorted(d["metadata"]["name"] for d in istiods)
-    # istiod reads plugged-in CA material when it starts: an istiod that runs
-    # (or a Secret it may already have read) must be restarted to use new material.
-    result["restart_required"] = bool(changed_keys) and (existing is not None or bool(istiods))
+    # a running istiod reloads new material by itself where it can (cacerts.restart says when)
+    result["restart_required"], result["restart_reason"] = cacerts.restart(
+        current, desired, changed_keys, [cacerts.istiod_facts(d) for d in istiods])
     if diff and result["changed"]:
         result["diff"] = {"before": cacerts.describe(current) if existing is not None else {},
                           "after": cacerts.describe(desired)}

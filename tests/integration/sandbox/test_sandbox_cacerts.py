@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -25,7 +23,7 @@ import time
 import pytest
 from kubernetes import client
 
-from sandbox_helpers import wait_for
+from sandbox_helpers import served_chain, wait_for
 from tools.sandbox import cacerts, cluster, common, istiod, lb, rollout
 
 pytestmark = pytest.mark.sandbox
@@ -74,18 +72,6 @@ class CAForTest:
 
 
 # ---------------------------------------------------------------- what istiod shows
-
-
-def served_chain(port: int) -> list:
-    """The DER certificates istiod presents on `port` (its leaf first), from a TLS handshake (ALPN h2, as gRPC)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the chain is what we check, not who signed it
-    ctx.set_alpn_protocols(["h2"])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
-        # public as SSLSocket.get_unverified_chain() from Python 3.13; the same call on 3.10-3.12
-        chain = tls._sslobj.get_unverified_chain()  # pylint: disable=protected-access
-        return [c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]  # pylint: disable=protected-access
 
 
 def der(cert) -> bytes:
