@@ -121,8 +121,8 @@ def subset_services_live(service, owner, wanted):
     wrote for a label set (one LIST, cluster-wide, by label: what no longer is wanted anywhere is
     pruned), and any other Service of a wanted name it did not write (one GET per name, only for
     those not written yet: an object of someone else is refused, never taken over)."""
-    mine = service.list("v1", "Service", label_selector="%s=%s,%s" % (reconcile.OWNER_LABEL, owner,
-                                                                       federation.SUBSET_OF_LABEL))
+    selector = "%s=%s,%s" % (reconcile.OWNER_LABEL, owner, federation.SUBSET_OF_LABEL)
+    mine = service.list("v1", "Service", label_selector=selector)
     known = set(reconcile.ref_of(o) for o in mine)
     others = [service.get("v1", "Service", w["name"], w["namespace"]) for w in wanted
               if reconcile.ref_str(w["namespace"], w["name"]) not in known]

@@ -96,8 +96,8 @@ def test_the_importing_cluster_still_gets_the_gateway_per_label_set():
 def test_subset_services_select_the_sets_pods_with_the_services_ports():
     ports = [{"name": "http", "port": 8000, "app_protocol": "http", "target_port": "web", "protocol": "TCP"},
              {"name": "grpc", "port": 9000}]
-    out = fed.subset_services("cluster2", [export(label_sets=V1_V2, ports=ports, selector={"app": "httpbin",
-                                                                                          "tier": "b"})])
+    selector = {"app": "httpbin", "tier": "b"}
+    out = fed.subset_services("cluster2", [export(label_sets=V1_V2, ports=ports, selector=selector)])
     assert out == [
         {"name": "global-httpbin-v%d" % i, "namespace": "bar",
          "labels": {"meshfed.istio/global-host": "global-httpbin-bar", fed.SUBSET_OF_LABEL: "httpbin"},
