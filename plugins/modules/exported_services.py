@@ -13,7 +13,10 @@ version_added: 0.1.0
 description:
   - Reads, in one cluster, the Services chosen by O(exports) (namespace, and optionally a label selector and names)
     and, for each, its ports and the distinct sets of the O(label_keys) labels of the Pods it selects (for
-    versioned subsets on the C(.global) endpoints).
+    versioned subsets on the C(.global) endpoints), and its selector and ports as the Services of those label
+    sets need them (see M(meshfed.istio.global_service_entries)).
+  - Services labelled C(meshfed.istio/global-subset-of) (the label sets' Services that
+    M(meshfed.istio.global_service_entries) writes) are never exported.
   - One LIST of Services per export entry and one LIST of Pods per namespace, whatever the number of Services.
   - Changes nothing.
 author:
@@ -94,8 +97,11 @@ services:
     namespace:
       description: Namespace.
       type: str
+    selector:
+      description: The Service's selector (empty when it has none).
+      type: dict
     ports:
-      description: Ports (name, port, app_protocol).
+      description: Ports (name, port, app_protocol, target_port, protocol), as the Service has them.
       type: list
       elements: dict
     label_sets:

@@ -18,6 +18,16 @@ description:
     15443, with their network and the Pods' O(exports[].label_sets) so that versioned subsets work.
   - For this cluster's own exported Services, the same host with the local Service as endpoint, which is what the
     exporting cluster's gateway routes the C(.global) SNI to.
+  - "Versioned subsets at the exporting cluster: when the Pods of one of this cluster's exported Services form more
+    than one label set (O(exports[].label_sets), for example C(version=v1) and C(version=v2)), this cluster also gets,
+    in the Service's namespace, one Service per non-empty label set, named C(global-<service>-<subset>) (a hash
+    replaces the end of names longer than 63 characters), of type C(ClusterIP), whose selector is
+    O(exports[].selector) plus the set's labels and whose ports are the Service's; the local endpoint of that set
+    addresses it, so that the gateway's SNI cluster of subset C(v1) reaches only the C(v1) Pods. With one label set
+    (or Pods without the label keys) the endpoint is the Service itself and no Service is written. These Services
+    carry the labels C(meshfed.istio/owner) (O(owner)) and C(meshfed.istio/global-subset-of) (the exported Service);
+    they are created before the ServiceEntries that address them and deleted (with O(prune)) after them, when the
+    export is gone or down to one label set. M(meshfed.istio.exported_services) never exports them."
   - Each host gets a VIP from O(vip_cidr), allocated deterministically, persisted in ConfigMap
     C(meshfed-global-vips) (stable across runs and across added or removed services), unique in the cluster
     and never one that a ServiceEntry not managed here uses.
@@ -25,8 +35,8 @@ description:
     gateway needs to pass the connection through by SNI, and one subset per distinct endpoint label set
     (C(version=v2) makes subset C(v2)); O(routes) adds a VirtualService that splits the host's traffic over its
     subsets by weight.
-  - Each kind - the VIP ConfigMap first, then the ServiceEntries, DestinationRules, VirtualServices and the
-    C(*.global) Gateway - goes through one reconciler (list once, diff, write what differs in parallel, delete
+  - Each kind - the VIP ConfigMap first, then the label sets' Services, the ServiceEntries, DestinationRules,
+    VirtualServices and the C(*.global) Gateway - goes through one reconciler (list once, diff, write what differs in parallel, delete
     what is no longer exported, refuse an object of the same name that another owner wrote); see
     M(meshfed.istio.owned_objects). Every object is computed and checked before anything is written.
   - "Two runs at once on one cluster (two AWX jobs): the VIP ConfigMap is created, or replaced at the
@@ -76,13 +86,24 @@ options:
         description: Service namespace.
         type: str
         required: true
+      selector:
+        description:
+          - The Service's selector. Needed for this cluster's own exports whose O(exports[].label_sets) has more than
+            one set (the selector of each set's Service is this plus the set's labels); refused when missing there.
+        type: dict
+        default: {}
       ports:
-        description: Service ports (C(name), C(port), optional C(app_protocol)).
+        description:
+          - Service ports (C(name), C(port), optional C(app_protocol); for the label sets' Services also
+            C(target_port) and C(protocol), default the port and V(TCP)).
         type: list
         elements: dict
         required: true
       label_sets:
-        description: Label sets of the endpoints (one endpoint per set and exporting cluster).
+        description:
+          - Label sets of the endpoints (one endpoint per set and exporting cluster).
+          - On the exporting cluster, with more than one set, each non-empty set's endpoint is that set's Service
+            (see the description).
         type: list
         elements: dict
         default: [{}]
@@ -133,7 +154,7 @@ options:
     default: meshfed-global
   prune:
     description:
-      - Delete owned ServiceEntries, DestinationRules and VirtualServices no longer wanted.
+      - Delete owned ServiceEntries, DestinationRules, VirtualServices and label sets' Services no longer wanted.
       - With V(false), the hosts whose ServiceEntries are kept also keep their VIPs in the VIP ConfigMap, so that
         no other host gets them.
     type: bool
@@ -228,6 +249,12 @@ virtual_services:
   description: The VirtualServices, likewise.
   returned: always
   type: dict
+subset_services:
+  description: The Services of the label sets of this cluster's own exports, likewise (namespace/name).
+  returned: always
+  type: dict
+  sample: {changed: true, created: [bar/global-httpbin-v1, bar/global-httpbin-v2], updated: [], deleted: [],
+           unchanged: [], counts: {created: 2, updated: 0, deleted: 0, unchanged: 0}}
 """
 
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import client, federation_runner
@@ -244,6 +271,7 @@ def main():
             gateway=dict(type="str"),
             name=dict(type="str", required=True),
             namespace=dict(type="str", required=True),
+            selector=dict(type="dict", default={}),
             ports=dict(type="list", elements="dict", required=True),
             label_sets=dict(type="list", elements="dict", default=[{}]),
         )),

@@ -8,18 +8,32 @@
 """The explicit-export (`<name>.<namespace>.global`) federation model, as pure logic.
 
 An *export* is one Service of one cluster:
-``{"cluster", "network", "gateway", "name", "namespace", "ports": [{"name", "port", "protocol"}],
+``{"cluster", "network", "gateway", "name", "namespace", "selector": {...},
+"ports": [{"name", "port", "app_protocol", "target_port", "protocol"}],
 "label_sets": [{"version": "v2"}, ...]}``.
 ``global_entries`` turns the exports into the ServiceEntries one cluster needs:
 for services of other clusters, an entry whose endpoints are those clusters'
 east-west gateways on 15443 (SNI passthrough); for its own exported services,
-an entry whose endpoint is the local Service, which is what the gateway of the
+an entry whose endpoints are local Services, which is what the gateway of the
 exporting cluster resolves the `.global` SNI to on current Istio (istiocoredns
 and the 1.6 stub-domain setup are gone since Istio 1.8.6/1.9.5).
+
+Versioned subsets at the last hop: the exporting cluster's gateway builds one
+SNI cluster per DestinationRule subset (``outbound_.8000_.v1_.<host>``) from
+the endpoints of its own entry whose labels match the subset.  An endpoint
+addressed to the exported Service's name would reach every version through its
+ClusterIP, so when the Service's pods form more than one label set,
+``subset_services`` adds, beside the exported Service, one Service per
+non-empty set (its selector plus the set's labels, the same ports), and the
+local endpoint of that set addresses it.  With one label set (or only pods
+without the label keys) the endpoint stays the exported Service itself and no
+Service is added.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import FederationError
@@ -28,6 +42,10 @@ GATEWAY_PORT = 15443
 EGRESS_GATEWAY = "istio-egressgateway.istio-system.svc.cluster.local"
 SELECTOR_RE = re.compile(r"^[A-Za-z0-9_./-]+(=[A-Za-z0-9_.-]*)?$")
 GLOBAL_GATEWAY = "meshfed-global-gateway"
+GLOBAL_HOST_LABEL = "meshfed.istio/global-host"
+# on the Services subset_services writes, the name of the exported Service they split by label set;
+# ``exported`` never exports a Service that carries it
+SUBSET_OF_LABEL = "meshfed.istio/global-subset-of"
 
 
 def global_host(name, namespace):
@@ -107,6 +125,92 @@ def mtls_labels(labels):
     return out
 
 
+def fqdn(name, namespace):
+    return "%s.%s.svc.cluster.local" % (name, namespace)
+
+
+def splits_by_subset(export):
+    """Whether the exporting cluster needs a Service per label set for ``export``: its pods
+    form more than one label set (one set, or none, is reached through the Service itself)."""
+    return len(export.get("label_sets") or [{}]) > 1
+
+
+def subset_service_name(service, labels):
+    """Name of the Service of one label set of exported Service ``service``:
+    ``global-<service>-<subset>``, a DNS-1035 label; when longer than 63 characters, its
+    first 52 and a hash of (service, labels)."""
+    name = "global-%s-%s" % (service, subset_name(labels))
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(json.dumps([service, sorted(labels.items())]).encode("utf-8")).hexdigest()[:10]
+    return "%s-%s" % (name[:52].rstrip("-"), digest)
+
+
+def local_addresses(export):
+    """[(labels, address)] of the exporting cluster's endpoints of ``export``, one per label set:
+    the Service of that set (``subset_service_name``) when the pods form several sets and the set
+    is not empty, else the exported Service itself."""
+    split = splits_by_subset(export)
+    out = []
+    for labels in export.get("label_sets") or [{}]:
+        if split and labels:
+            out.append((labels, fqdn(subset_service_name(export["name"], labels), export["namespace"])))
+        else:
+            out.append((labels, fqdn(export["name"], export["namespace"])))
+    return out
+
+
+def subset_service_ports(ports):
+    """The ports of a label set's Service: those of the exported Service (name, port, targetPort,
+    protocol, appProtocol; targetPort and protocol as Kubernetes defaults them when absent)."""
+    out = []
+    for p in sorted(ports, key=lambda x: int(x["port"])):
+        port = {"port": int(p["port"]), "protocol": p.get("protocol") or "TCP",
+                "targetPort": p.get("target_port") if p.get("target_port") not in (None, "") else int(p["port"])}
+        if p.get("name"):
+            port["name"] = p["name"]
+        if p.get("app_protocol"):
+            port["appProtocol"] = p["app_protocol"]
+        out.append(port)
+    return out
+
+
+def subset_services(cluster, exports):
+    """The Services (name, namespace, spec, labels) the exporting ``cluster`` needs beside the
+    Services it exports whose pods form more than one label set: one per non-empty set, in the
+    exported Service's namespace, selecting its pods that carry the set's labels (ClusterIP, the
+    same ports).  Fails when an export has no selector, or two sets get the same name."""
+    out, seen = [], {}
+    for e in sorted(exports, key=lambda x: (x["namespace"], x["name"])):
+        if e["cluster"] != cluster or not splits_by_subset(e):
+            continue
+        selector = e.get("selector") or {}
+        if not selector:
+            raise FederationError(
+                "%s: the pods of Service %s/%s in cluster %s form %d label sets (%s), but the export has no selector: "
+                "the Service of each set selects the Service's pods by its selector plus the set's labels (give "
+                "exports[].selector, as exported_services returns it)"
+                % (global_host(e["name"], e["namespace"]), e["namespace"], e["name"], cluster, len(e["label_sets"]),
+                   ", ".join(subset_name(s) if s else "(none)" for s in e["label_sets"])),
+                field="mesh_exports")
+        for labels in e["label_sets"]:
+            if not labels:
+                continue  # pods without the label keys: a Service selector cannot say "without"; reached via the Service
+            name = subset_service_name(e["name"], labels)
+            key = (e["namespace"], name)
+            if key in seen and seen[key] != (e["name"], labels):
+                raise FederationError(
+                    "Service %s/%s would split both %s by %r and %s by %r; rename one of the Services"
+                    % (e["namespace"], name, seen[key][0], seen[key][1], e["name"], labels), field="mesh_exports")
+            seen[key] = (e["name"], labels)
+            out.append({"name": name, "namespace": e["namespace"],
+                        "labels": {GLOBAL_HOST_LABEL: entry_name(e["name"], e["namespace"])[:63],
+                                   SUBSET_OF_LABEL: e["name"]},
+                        "spec": {"type": "ClusterIP", "selector": dict(selector, **labels),
+                                 "ports": subset_service_ports(e["ports"])}})
+    return out
+
+
 def global_entries(cluster, exports, vips, namespace="istio-system", via_egress=False):
     """The ServiceEntries (name, namespace, spec, labels) ``cluster`` needs.
 
@@ -120,9 +224,9 @@ def global_entries(cluster, exports, vips, namespace="istio-system", via_egress=
         remote = [e for e in items if e["cluster"] != cluster]
         endpoints = []
         for e in local:
-            for labels in e.get("label_sets") or [{}]:
-                ep = {"address": "%s.%s.svc.cluster.local" % (e["name"], e["namespace"]),
-                      "ports": dict((p["name"], p["number"]) for p in ports), "labels": mtls_labels(labels)}
+            for labels, address in local_addresses(e):
+                ep = {"address": address, "ports": dict((p["name"], p["number"]) for p in ports),
+                      "labels": mtls_labels(labels)}
                 endpoints.append(ep)
         for e in sorted(remote, key=lambda x: x["cluster"]):
             if not e.get("gateway"):
@@ -149,7 +253,7 @@ def global_entries(cluster, exports, vips, namespace="istio-system", via_egress=
         }
         name = entry_name(items[0]["name"], items[0]["namespace"])
         out.append({"name": name, "namespace": namespace, "spec": spec,
-                    "labels": {"meshfed.istio/global-host": name[:63]}})
+                    "labels": {GLOBAL_HOST_LABEL: name[:63]}})
     return out
 
 
@@ -209,7 +313,7 @@ def global_destination_rules(exports, namespace="istio-system"):
             spec["subsets"] = subsets
         name = entry_name(items[0]["name"], items[0]["namespace"])
         out.append({"name": name, "namespace": namespace, "spec": spec,
-                    "labels": {"meshfed.istio/global-host": name[:63]}})
+                    "labels": {GLOBAL_HOST_LABEL: name[:63]}})
     return out
 
 
@@ -283,7 +387,7 @@ def global_virtual_services(exports, routes, namespace="istio-system"):
         items = by_host[host]
         name = entry_name(items[0]["name"], items[0]["namespace"])
         out.append({"name": name, "namespace": namespace, "spec": spec,
-                    "labels": {"meshfed.istio/global-host": name[:63]}})
+                    "labels": {GLOBAL_HOST_LABEL: name[:63]}})
     return out
 
 
@@ -312,11 +416,14 @@ def exported(services, pods, names, label_keys):
         name = svc["metadata"]["name"]
         if names and name not in names:
             continue
+        if SUBSET_OF_LABEL in (svc["metadata"].get("labels") or {}):
+            continue  # a label set's Service of another export (subset_services), not one to export
         sel = svc["spec"].get("selector") or {}
         matching = [lbl for lbl in pod_labels if sel and all(lbl.get(k) == v for k, v in sel.items())]
         out.append({
-            "name": name, "namespace": svc["metadata"]["namespace"],
-            "ports": [{"name": p.get("name"), "port": p["port"], "app_protocol": p.get("appProtocol")}
+            "name": name, "namespace": svc["metadata"]["namespace"], "selector": dict(sel),
+            "ports": [{"name": p.get("name"), "port": p["port"], "app_protocol": p.get("appProtocol"),
+                       "target_port": p.get("targetPort"), "protocol": p.get("protocol") or "TCP"}
                       for p in svc["spec"].get("ports") or []],
             "label_sets": endpoint_labels(matching, label_keys),
         })

@@ -12,7 +12,9 @@ Pods per namespace, whatever the number of Services, plus what install_istio
 recorded.  ``run_global_import``: reads the persisted VIP map and every
 ServiceEntry once, allocates a VIP per wanted host (keeping earlier ones,
 avoiding addresses of ServiceEntries it does not own), then writes, through the
-reconciler, the VIP ConfigMap first, the ServiceEntries, DestinationRules,
+reconciler, the VIP ConfigMap first, the Services of the label sets of its own
+exports (federation.subset_services: created before the ServiceEntries that
+address them, deleted after), the ServiceEntries, DestinationRules,
 VirtualServices and the *.global Gateway.  Everything is computed and checked
 before the first write.
 
@@ -114,6 +116,19 @@ def _write_vip_map(service, plan, check_mode):
         raise
 
 
+def subset_services_live(service, owner, wanted):
+    """The Services the reconciler of the label sets' Services needs to see: every one this owner
+    wrote for a label set (one LIST, cluster-wide, by label: what no longer is wanted anywhere is
+    pruned), and any other Service of a wanted name it did not write (one GET per name, only for
+    those not written yet: an object of someone else is refused, never taken over)."""
+    selector = "%s=%s,%s" % (reconcile.OWNER_LABEL, owner, federation.SUBSET_OF_LABEL)
+    mine = service.list("v1", "Service", label_selector=selector)
+    known = set(reconcile.ref_of(o) for o in mine)
+    others = [service.get("v1", "Service", w["name"], w["namespace"]) for w in wanted
+              if reconcile.ref_str(w["namespace"], w["name"]) not in known]
+    return mine + [o for o in others if o is not None]
+
+
 def _global_import_once(params, service, check_mode, diff):
     """One read-plan-write of run_global_import; VipMapConflict when the VIP map was
     written meanwhile (then nothing was written)."""
@@ -137,6 +152,7 @@ def _global_import_once(params, service, check_mode, diff):
         if params.get("destination_rules", True) else []
     services = federation.global_virtual_services(params["exports"], params.get("routes") or {}, namespace=ns)
     gateways = [federation.global_gateway(ns)] if params["global_gateway"] else []
+    subsets = federation.subset_services(cluster, params["exports"])
 
     common = {"owner": owner, "namespaces": [ns], "prune": params["prune"], "state": "present",
               "field_manager": params.get("field_manager"), "workers": params["workers"]}
@@ -147,6 +163,8 @@ def _global_import_once(params, service, check_mode, diff):
     plans = [
         _prepare(service, dict(common, prune=False), "ConfigMap", vip_entries, diff, "vip_cidr", check_mode,
                  all_items=[cm] if cm else [], adopt=["%s/%s" % (ns, VIP_CONFIGMAP)]),
+        _prepare(service, dict(common, namespaces=None), "Service", subsets, diff, "exports", check_mode,
+                 all_items=subset_services_live(service, owner, subsets)),
         _prepare(service, common, "ServiceEntry", entries, diff, "exports", check_mode, all_items=everything),
         _prepare(service, common, "DestinationRule", rules, diff, "destination_rules", check_mode),
         _prepare(service, common, "VirtualService", services, diff, "virtual_services", check_mode),
@@ -157,9 +175,13 @@ def _global_import_once(params, service, check_mode, diff):
     # (no ServiceEntry with a VIP another run has given away), and an interrupted run keeps
     # the allocation it handed out
     subs = [(plans[0].kind, _write_vip_map(service, plans[0], check_mode))]
-    subs += [(plan.kind, reconcile_runner.write_kind(service, plan, check_mode)) for plan in plans[1:]]
+    # the label sets' Services are created before the entries that address them, and deleted after
+    reconcile_runner.write_kind(service, plans[1], check_mode, verbs=("apply",))
+    subs += [(plan.kind, reconcile_runner.write_kind(service, plan, check_mode)) for plan in plans[2:]]
+    subs.append((plans[1].kind, reconcile_runner.write_kind(service, plans[1], check_mode, verbs=("delete",))))
     result = dict(subs[1][1])
     result["destination_rules"], result["virtual_services"] = subs[2][1], subs[3][1]
+    result["subset_services"] = subs[5][1]
     gateway = subs[4][1]
     if gateway["changed"]:
         result["gateway"] = ("created" if gateway["created"] else "updated" if gateway["updated"] else "deleted")

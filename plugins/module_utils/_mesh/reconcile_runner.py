@@ -143,16 +143,19 @@ def prepare_kind(service, params, want_diff, kind=reconcile.KIND, field=reconcil
     return KindPlan(kind, field, todo, live, field_manager, workers, result)
 
 
-def write_kind(service, plan, check_mode):
+def write_kind(service, plan, check_mode, verbs=("apply", "delete")):
     """Carry out a KindPlan (nothing in check mode); its result, or a ClusterError naming
     every write that failed (with the partial result), whose ``status`` is the HTTP status
-    all the failed writes got (409 when each one lost to a concurrent writer), else None."""
+    all the failed writes got (409 when each one lost to a concurrent writer), else None.
+    ``verbs``: only the applies (creates and updates), or only the deletes, of the plan, for a
+    caller that writes other kinds in between (the result is the whole plan's)."""
     result = plan.result
-    if check_mode or not result["changed"]:
-        return result
     todo = plan.todo
-    service.resource(reconcile.KINDS[plan.kind].api_version, plan.kind)  # resolved once, before the threads
     jobs = [("apply", o) for o in todo["create"] + todo["update"]] + [("delete", o) for o in todo["delete"]]
+    jobs = [j for j in jobs if j[0] in verbs]
+    if check_mode or not result["changed"] or not jobs:
+        return result
+    service.resource(reconcile.KINDS[plan.kind].api_version, plan.kind)  # resolved once, before the threads
     live_by_ref = dict((reconcile.ref_of(o), o) for o in plan.live)
     with ThreadPoolExecutor(max_workers=plan.workers) as pool:
         outcomes = list(pool.map(lambda job: _write(service, job[0], job[1], plan.field_manager,
