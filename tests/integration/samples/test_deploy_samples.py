@@ -192,6 +192,18 @@ def subset_endpoints(sb, cluster, namespace, host, port, subset):
     return sorted((e["address"], e["port"]) for e in found)
 
 
+def gateway_endpoints(sb, cluster, sni):
+    """(address, port) of what cluster's east-west gateway sends a connection with ``sni`` to (its
+    istiod's xDS for the gateway: the SNI cluster of its AUTO_PASSTHROUGH port)."""
+    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import xds
+    from tools.sandbox.versions import ISTIO_VERSION
+
+    snap = xds.fetch("127.0.0.1:%d" % sb.istiod_ports[cluster]["grpc"], "router", cluster, "istio-system",
+                     NETWORKS[cluster], "mesh1", ISTIO_VERSION, timeout=20, routes=False)
+    found = (snap["clusters"].get(sni) or {}).get("endpoints") or snap["endpoints"].get(sni) or []
+    return sorted((e["address"], e["port"]) for e in found)
+
+
 def eastwest_address(sb, cluster):
     """The address other networks reach cluster's east-west gateway at: the inventory's
     mesh_gateway_address (cluster1), else its LoadBalancer address (what install_istio records)."""
@@ -326,6 +338,10 @@ def test_the_global_httpbin_stage_is_routed_by_the_federation(mesh, tmp_path_fac
         gateway = eastwest_address(mesh, "cluster2")
         for subset in ("v1", "v2"):
             assert subset_endpoints(mesh, "cluster1", "foo", HTTPBIN_GLOBAL, 8000, subset) == [(gateway, 15443)], subset
+            # ... where cluster2's gateway sends that subset's SNI to that version's pods only (the
+            # federation's Service of the label set)
+            assert gateway_endpoints(mesh, "cluster2", "outbound_.8000_.%s_.%s" % (subset, HTTPBIN_GLOBAL)) == [
+                ("global-httpbin-%s.bar.svc.cluster.local" % subset, 8000)], subset
         expected = {"all-v1": [("v1", 100)], "v2-10": [("v1", 90), ("v2", 10)], "all-v2": [("v2", 100)]}
         for stage, weights in expected.items():
             extra = json.dumps({"deploy_samples_traffic": {"httpbin-global": stage}})
