@@ -25,9 +25,8 @@ import datetime
 import fcntl
 import os
 import shutil
-import threading
 
-from . import common
+from . import common, rollout
 
 NAMESPACE = "istio-system"
 SECRET = "cacerts"
@@ -180,37 +179,23 @@ def change_summary(before: dict, after: dict) -> str:
     return "; ".join(parts) or "no key changed"
 
 
-class Syncer(threading.Thread):
+class Syncer(rollout.IstiodFollower):
     """Keeps one cluster's istiod cacerts directory equal to its Secret while that istiod runs."""
 
-    def __init__(self, name: str, say):
-        super().__init__(name="cacerts-" + name, daemon=True)
-        self.name_ = name
-        self.say = say
-        self.halt = threading.Event()
-        self.failure = None
+    poll = POLL_SECONDS
+    what = "Secret %s/%s into istiod's cacerts directory" % (NAMESPACE, SECRET)
+    prefix = "cacerts"
 
-    def run(self) -> None:
-        from . import cluster, istiod  # istiod imports build, which this module's users need not load early
+    def started(self) -> None:
+        from . import istiod
 
         self.say("%s: keeping istiod's cacerts directory %s equal to Secret %s/%s (every %gs while istiod runs)"
                  % (self.name_, istiod.Istiod(self.name_).cadir, NAMESPACE, SECRET, POLL_SECONDS))
-        while not self.halt.is_set():
-            try:
-                i = istiod.Istiod(self.name_)
-                if i.pid():
-                    changed, before, after = sync(cluster.Cluster(self.name_).api(), i.cadir)
-                    if changed and before == after:  # e.g. files an older sandbox's istiod copied there
-                        self.say("%s: %s rewritten as a Secret volume (..data and per-key links; %s)"
-                                 % (self.name_, i.cadir, describe(after)))
-                    elif changed:
-                        self.say("%s: Secret %s/%s changed: %s updated (%s; now %s)" % (
-                            self.name_, NAMESPACE, SECRET, i.cadir, change_summary(before, after), describe(after)))
-                self.failure = None
-            except Exception as e:  # pylint: disable=broad-except
-                msg = "%s: %s" % (type(e).__name__, e)
-                if msg != self.failure:
-                    self.say("%s: cannot sync Secret %s/%s to istiod's cacerts directory (%s); trying again"
-                             % (self.name_, NAMESPACE, SECRET, msg))
-                    self.failure = msg
-            self.halt.wait(POLL_SECONDS)
+
+    def follow(self, i, api) -> None:
+        changed, before, after = sync(api, i.cadir)
+        if changed and before == after:  # e.g. files an older sandbox's istiod copied there
+            self.say("%s: %s rewritten as a Secret volume (..data and per-key links; %s)" % (self.name_, i.cadir, describe(after)))
+        elif changed:
+            self.say("%s: Secret %s/%s changed: %s updated (%s; now %s)" % (
+                self.name_, NAMESPACE, SECRET, i.cadir, change_summary(before, after), describe(after)))

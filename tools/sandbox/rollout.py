@@ -99,41 +99,59 @@ def needs_restart(recorded_digest, current: str) -> bool:
     return bool(current) and recorded_digest is not None and recorded_digest != current
 
 
-class Watcher(threading.Thread):
-    """Polls one cluster's istiod Deployment and restarts that cluster's sandbox istiod on a new template."""
+class IstiodFollower(threading.Thread):
+    """Polls something of one cluster every ``poll`` seconds while that cluster's sandbox istiod runs
+    (``follow(istiod, api)``), and says each new failure once (``what`` names what it follows)."""
+
+    poll = POLL_SECONDS
+    what = "the istiod Deployment"
+    prefix = "rollout"
 
     def __init__(self, name: str, say):
-        super().__init__(name="rollout-" + name, daemon=True)
+        super().__init__(name="%s-%s" % (self.prefix, name), daemon=True)
         self.name_ = name
         self.say = say
         self.halt = threading.Event()
         self.failure = None
 
+    def started(self) -> None:
+        """Said once when the thread starts."""
+
+    def follow(self, i, api) -> None:
+        raise NotImplementedError
+
     def run(self) -> None:
         from . import cluster, istiod  # istiod imports build, which this module's users need not load early
 
+        self.started()
         while not self.halt.is_set():
             try:
                 i = istiod.Istiod(self.name_)
                 if i.pid():
-                    current = read_digest(cluster.Cluster(self.name_).api())
-                    if needs_restart(recorded(i.workdir), current):
-                        self.say("%s: Deployment istio-system/istiod has a new pod template (%s, was %s): restarting "
-                                 "the sandbox's istiod, as its Pod would be replaced" % (
-                                     self.name_, current, recorded(i.workdir)))
-                        t0 = time.monotonic()
-                        # through the command line, which takes the sandbox's lock: the new istiod is then
-                        # no child of this long-lived process (nothing to reap here)
-                        res = subprocess.run([sys.executable, "-m", "tools.sandbox", "istiod", "--restart", "--cluster", self.name_],
-                                             cwd=common.REPO_ROOT, capture_output=True, text=True, check=False)
-                        if res.returncode != 0:
-                            raise common.SandboxError("`istiod --restart %s` failed (exit %d): %s" % (
-                                self.name_, res.returncode, (res.stdout + res.stderr)[-800:]))
-                        self.say("%s: istiod restarted in %.1fs" % (self.name_, time.monotonic() - t0))
+                    self.follow(i, cluster.Cluster(self.name_).api())
                 self.failure = None
             except Exception as e:  # pylint: disable=broad-except
                 msg = "%s: %s" % (type(e).__name__, e)
                 if msg != self.failure:
-                    self.say("%s: cannot follow the istiod Deployment (%s); trying again" % (self.name_, msg))
+                    self.say("%s: cannot follow %s (%s); trying again" % (self.name_, self.what, msg))
                     self.failure = msg
-            self.halt.wait(POLL_SECONDS)
+            self.halt.wait(self.poll)
+
+
+class Watcher(IstiodFollower):
+    """Polls one cluster's istiod Deployment and restarts that cluster's sandbox istiod on a new template."""
+
+    def follow(self, i, api) -> None:
+        current = read_digest(api)
+        if needs_restart(recorded(i.workdir), current):
+            self.say("%s: Deployment istio-system/istiod has a new pod template (%s, was %s): restarting "
+                     "the sandbox's istiod, as its Pod would be replaced" % (self.name_, current, recorded(i.workdir)))
+            t0 = time.monotonic()
+            # through the command line, which takes the sandbox's lock: the new istiod is then
+            # no child of this long-lived process (nothing to reap here)
+            res = subprocess.run([sys.executable, "-m", "tools.sandbox", "istiod", "--restart", "--cluster", self.name_],
+                                 cwd=common.REPO_ROOT, capture_output=True, text=True, check=False)
+            if res.returncode != 0:
+                raise common.SandboxError("`istiod --restart %s` failed (exit %d): %s" % (
+                    self.name_, res.returncode, (res.stdout + res.stderr)[-800:]))
+            self.say("%s: istiod restarted in %.1fs" % (self.name_, time.monotonic() - t0))
