@@ -421,15 +421,15 @@ def _report(params, base, state, new_state, result, observed, written, changed_f
     for name, c in sorted(result["clusters"].items()):
         stage_written = written.get(name, (None,))[0]
         action = c["action"]
-        if action in STAGE_OF_ACTION and stage_written is None:
+        if action in STAGE_OF_ACTION and (stage_written is None or check_mode):
             why = "until_phase %d" % until if STAGE_OF_ACTION[action] > until else "check mode"
-            waits = "nothing: the next run %s (not written: %s)" % (action.replace("_", " "), why)
+            waits = "nothing: the next run does %s (not written: %s)" % (action, why)
         else:
             waits = WAITS_FOR.get(action, action)
         entry = {"phase": c["phase"], "phase_name": c["phase_name"], "secret_stage": c["written"],
                  "action": action, "waits_for": waits, "pending": c["pending"], "workload_root": c["workload"],
                  "multiroot": observed[name]["multiroot"]}
-        if stage_written is not None:
+        if stage_written is not None and not check_mode:
             entry["wrote_stage"] = stage_written
         if observed[name]["probe_error"]:
             entry["probe_error"] = observed[name]["probe_error"]
