@@ -90,8 +90,9 @@ def ca_params(params, base):
     """CA parameters of the new root and intermediates: the options, key types defaulting to
     those of the CA directory's root and first intermediate."""
     root = files.read_optional(os.path.join(base, "root-cert.pem"))
-    kw = dict((k, params.get(k)) for k in ("organization", "root_common_name", "intermediate_common_name",
-                                             "root_validity_days", "intermediate_validity_days"))
+    fields = ("organization", "root_common_name", "intermediate_common_name", "root_validity_days",
+              "intermediate_validity_days")
+    kw = dict((k, params.get(k)) for k in fields)
     kw["root_key_type"] = params.get("root_key_type")
     if kw["root_key_type"] is None and root is not None:
         kw["root_key_type"] = ca.key_type_of(ca.load_cert(root, "root-cert.pem").public_key())

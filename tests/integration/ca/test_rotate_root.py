@@ -135,8 +135,8 @@ def assert_phase(view, want_fps, old, new, signed_by):
                 assert rotation.verify_chain(v["chain"], bundle, now) is not None, \
                     "%s's certificate does not verify against %s's bundle in %s" % (c, other, ns)
         print("%s: %d ConfigMaps hold %d root(s) %s; its istiod's certificate chains to the %s root and verifies "
-              "against every bundle of %s" % (c, len(v["configmaps"]), len(want_fps),
-                                             [f[:11] for f in want_fps], signed_by, ", ".join(sorted(view))))
+              "against every bundle of %s"
+              % (c, len(v["configmaps"]), len(want_fps), [f[:11] for f in want_fps], signed_by, ", ".join(sorted(view))))
 
 
 def rotate(extra_vars, *args):
