@@ -88,8 +88,8 @@ options:
     description:
       - The new root certificate (PEM), brought by the user. Without it a root is generated with the key type of the
         current root (or O(root_key_type)) and kept in C(<dir>/rotation/) until the rotation completes.
-      - Checked before any change: one self-signed CA certificate (basicConstraints CA, keyUsage keyCertSign), valid
-        now, not the current root.
+      - "Checked before any change: one CA certificate (basicConstraints CA, keyUsage keyCertSign), valid now, not the
+        current root."
     type: path
   new_root_key_path:
     description:
