@@ -224,7 +224,7 @@ def start(base, params, ca_p, observed, now):
     else:
         source = "provided"
     _summary, warnings = rotation.validate_new_root(cert, key, old, now, key_passphrase=passphrase)
-    names = [n for n in observed]
+    names = list(observed)
     state = rotation.new_state(old, cert, sorted(names), now, source, params.get("proxy_wait_seconds") or 0)
     todo = {NEW_ROOT_CERT: cert}
     if source == "generated":

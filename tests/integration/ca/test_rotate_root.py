@@ -26,7 +26,7 @@ import time
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, _load
+from conftest import _load
 from playbook_runner import changed_tasks, failure_messages, playbook
 
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca, ca_client, cacerts, rotation
