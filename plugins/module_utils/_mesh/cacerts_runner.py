@@ -70,14 +70,23 @@ def run(params, service, check_mode, diff):
         return result
 
     result["namespace_created"] = service.ensure_namespace(ns)
+    write_secret(service, desired, existing, ns, name, labels=labels, wrong_type=wrong_type)
+    return result
+
+
+def write_secret(service, data, existing, ns="istio-system", name="cacerts", labels=None, wrong_type=False):
+    """Write the Secret ``ns``/``name`` with ``data`` ({file: bytes}) over ``existing`` (what a get
+    returned, or None): the managed labels added, its other labels and annotations kept, at
+    ``existing``'s resourceVersion (a conflict, not a lost update).  Used by meshfed.istio.cacerts
+    and by the root rotation (meshfed.istio.root_rotation), whose bundles cacerts.desired_data refuses."""
+    labels = names.labels_of(existing) if labels is None else labels
     meta = {"name": name, "namespace": ns, "labels": dict(labels, **names.managed_labels())}
     if existing is not None and existing["metadata"].get("annotations"):
         meta["annotations"] = existing["metadata"]["annotations"]
     body = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
-            "data": cacerts.encode(desired)}
+            "data": cacerts.encode(data)}
     if wrong_type:
         # the type of a Secret cannot change in place
         service.delete("v1", "Secret", name, ns)
         existing = None
-    service.create_or_replace(body, existing)
-    return result
+    return service.create_or_replace(body, existing)

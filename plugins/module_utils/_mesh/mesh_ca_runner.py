@@ -16,9 +16,10 @@ writes nothing, not even the lock: it takes a shared lock when the lock file exi
 from __future__ import annotations
 
 import datetime
+import json
 import os
 
-from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca, files
+from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca, files, rotation
 from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import CAError, MeshError
 
 PARAM_NAMES = tuple(ca.Params.FIELDS)
@@ -47,6 +48,24 @@ def read_existing(base, cluster_names, root_cert_path=None, root_key_path=None, 
         clusters[name] = dict((f, files.read_optional(os.path.join(base, name, f))) for f in ca.CLUSTER_FILES)
     return ca.Existing(root_cert=root_cert, root_key=root_key, clusters=clusters, root_provided=provided,
                        root_key_passphrase=root_key_passphrase)
+
+
+def refuse_while_rotating(base):
+    """A CAError when a root rotation is in progress in ``base`` (rotation.json there
+    and not completed): a run of mesh_ca, then cacerts, would write the old root back."""
+    text = files.read_optional(os.path.join(base, rotation.STATE_FILE))
+    if text is None:
+        return
+    path = os.path.join(base, rotation.STATE_FILE)
+    try:
+        state = json.loads(text.decode("utf-8"))
+    except ValueError:
+        state = {}
+    if isinstance(state, dict) and state.get("completed"):
+        return
+    raise CAError("dir: a root CA rotation is in progress in %s (%s, started %s): this run would write the old root "
+                  "back into the clusters. Finish the rotation first (ansible-playbook playbooks/rotate_root_ca.yml)"
+                  % (base, path, state.get("started", "?") if isinstance(state, dict) else "?"), field="dir")
 
 
 def lock_timeout(params):
@@ -78,6 +97,7 @@ def run(params, service, check_mode, want_diff, now=None):
 
 def _run_locked(params, base, names, ca_params, check_mode, want_diff, now):
     """Read, reconcile, write (not in check mode) and report; the caller holds the lock."""
+    refuse_while_rotating(base)
     existing = read_existing(base, names, params.get("root_cert_path"), params.get("root_key_path"),
                              params.get("root_key_passphrase"))
     plan = ca.reconcile(existing, names, ca_params, now or datetime.datetime.now(datetime.timezone.utc))

@@ -48,6 +48,14 @@ def _xds():
 LIBRARIES["grpcio and xds-protos"] = _xds
 
 
+def _ca_client():
+    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca_client
+    return ca_client.HAS_CA_CLIENT, ca_client.CA_CLIENT_IMPORT_ERROR
+
+
+LIBRARIES["grpcio and protobuf"] = _ca_client
+
+
 def run_module(argument_spec, runner, connection="params", name_option=None, libraries=("kubernetes",),
                run_commands=False, **module_kwargs):
     """Run ``runner`` as an Ansible module.
