@@ -68,7 +68,7 @@ run_integration() {
   done
   banner "integration: playbooks against the sandbox (pytest)"
   python -m pytest tests/integration/install_istio tests/integration/federate -q -p no:cacheprovider
-  banner "integration: the mesh CA - the sandbox istiod's reload of cacerts, istiod's CA signing across clusters (pytest)"
+  banner "integration: the mesh CA - the sandbox istiod's reload of cacerts, istiod's CA signing across clusters, a root rotation (pytest)"
   python -m pytest tests/integration/ca -q -p no:cacheprovider
   banner "integration: traffic_policy - the bookinfo and helloworld stages through the real API servers (pytest)"
   python -m pytest tests/integration/traffic -q -p no:cacheprovider
