@@ -12,14 +12,20 @@ version_added: 0.4.0
 description:
   - Reads the first certificate of a PEM chain (for example the C(cert-chain.pem) the Istio agent of a VM writes) and
     returns its URI SANs, subject, issuer, serial, validity, SHA-256 fingerprint and key type. Never key material.
+  - With O(root), also whether the chain leads to one of those roots (each certificate signed by the next, the last by
+    a root of O(root), all valid now) - for example to wait until an agent holds a certificate of the mesh root it was
+    just given rather than one it got before a root rotation.
 author:
   - meshfed.istio contributors (@meshfed)
-positional: _input
+positional: _input, root
 options:
   _input:
     description: A PEM certificate or chain.
     type: str
     required: true
+  root:
+    description: A PEM bundle of trusted roots; when given, RV(_value.chains_to_root) says whether the chain leads to one.
+    type: str
 requirements:
   - cryptography
 """
@@ -43,22 +49,30 @@ _value:
     not_after: "2026-11-30T10:00:00Z"
     fingerprint_sha256: "AB:CD:..."
     key_type: ecdsa-p256
+    chains_to_root: true
 """
+
+import datetime
 
 from ansible.errors import AnsibleFilterError
 
 try:
-    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca
+    from ansible_collections.meshfed.istio.plugins.module_utils._mesh import ca, rotation
     from ansible_collections.meshfed.istio.plugins.module_utils._mesh.errors import MeshError
 except ImportError:  # pragma: no cover - cryptography missing
     ca = None
 
 
-def mesh_cert_identity(pem):
+def mesh_cert_identity(pem, root=None):
     if ca is None or not ca.HAS_CRYPTOGRAPHY:
         raise AnsibleFilterError("mesh_cert_identity needs the Python library cryptography on the controller")
     try:
-        return ca.identity(pem)
+        out = ca.identity(pem)
+        if root is not None:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            out["chains_to_root"] = rotation.verify_chain([pem], root.encode("utf-8") if isinstance(root, str) else root,
+                                                          now) is not None
+        return out
     except MeshError as e:
         raise AnsibleFilterError("mesh_cert_identity: %s" % e)
 

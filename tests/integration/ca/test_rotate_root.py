@@ -3,12 +3,12 @@
 """Root CA rotation (playbooks/rotate_root_ca.yml, meshfed.istio.root_rotation) on the sandbox's real
 istiods, which hot-reload their CA from a directory kept equal to Secret istio-system/cacerts.
 
-Needs Istio installed with multi-root support and the shared CA:
+Needs the sandbox's istiods running; the first test installs Istio without, then with, multi-root support:
 
-    flock /tmp/sandbox.lock ansible-playbook playbooks/install_istio.yml -e install_istio_multiroot=true
     flock /tmp/sandbox.lock python -m pytest tests/integration/ca/test_rotate_root.py -q -p no:cacheprovider
 
-The tests run in order and share the mesh: bad input refused before any change; the rotation stopped
+The tests run in order and share the mesh: the rotation refused without multi-root support; bad input
+refused before any change; the rotation stopped
 after phase 2 (an interrupted run) with that phase's evidence; resumed to phase 3, then to the end, with
 each phase's evidence (every namespace's istio-ca-root-cert, a certificate from each istiod verified
 against every cluster's bundle); istiod pids unchanged and no refusal in istiod's log; a second run
@@ -162,14 +162,32 @@ def secrets_of(services):
                 for c, svc in services.items())
 
 
-def test_00_prerequisites(sb, services, ca_dir):
-    if not multiroot_on(services):
-        pytest.fail("istiod runs without ISTIO_MULTIROOT_MESH=true: run playbooks/install_istio.yml "
-                    "-e install_istio_multiroot=true first", pytrace=False)
+def read_state(ca_dir):
     st = os.path.join(ca_dir, rotation.STATE_FILE)
-    if os.path.exists(st):
-        with open(st) as f:
-            assert json.load(f)["completed"], "a rotation is in progress in %s: finish it first" % ca_dir
+    if not os.path.exists(st):
+        return None
+    with open(st) as f:
+        return f.read()
+
+
+def test_00_multiroot_off_is_refused_then_install_turns_it_on(sb, services, ca_dir, extra_vars):
+    """Without multi-root support (install_istio's default) the rotation is refused before any change,
+    naming the cluster and install_istio_multiroot; install_istio_multiroot=true then turns it on."""
+    rc, data, raw = playbook("install_istio.yml")
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    assert not multiroot_on(services)
+    secrets, state = secrets_of(services), read_state(ca_dir)
+    rc, data, raw, took = rotate(extra_vars, "-e", "install_istio_rotate_new_rotation=true")
+    assert rc != 0 and changed_tasks(data) == [], changed_tasks(data)
+    msgs = failure_messages(data)
+    assert any("install_istio_multiroot" in m and "cluster1: istiod does not run with multi-root support" in m
+               for m in msgs), msgs
+    assert secrets_of(services) == secrets and read_state(ca_dir) == state, "the refused run changed something"
+    rc, data, raw = playbook("install_istio.yml", "-e", "install_istio_multiroot=true")
+    assert rc == 0, failure_messages(data) or raw[-4000:]
+    assert multiroot_on(services)
+    if state is not None:
+        assert json.loads(state)["completed"], "a rotation is in progress in %s: finish it first" % ca_dir
 
 
 @pytest.mark.parametrize("case", ["not_a_ca", "key_mismatch", "unreachable"])
